@@ -1,0 +1,421 @@
+/* config.c - settings from defaults, a Lua file, MOONTIDE_* and argv. */
+#include "config.h"
+
+#include "buf.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+typedef enum {
+    CFG_STR,    /* non-empty string */
+    CFG_OPTSTR, /* string; empty means unset */
+    CFG_INT,    /* integer in [min, max] */
+    CFG_BYTES,  /* integer with an optional K/M/G suffix, in [min, max] */
+    CFG_SECS,   /* number of seconds in [min, max] */
+    CFG_COLOR,  /* blue | green */
+    CFG_LEVEL,  /* log level name */
+    CFG_CIDRS,  /* list of addresses or CIDR blocks */
+} cfg_type_t;
+
+typedef struct {
+    const char *key;
+    cfg_type_t type;
+    size_t offset;
+    double min, max;
+    const char *expected; /* how the error message describes a good value */
+} cfg_desc_t;
+
+#define F(field) offsetof(mt_config_t, field)
+
+static const cfg_desc_t descs[] = {
+    {"host", CFG_STR, F(host), 0, 0, "a host name or address to listen on"},
+    {"port", CFG_INT, F(port), 0, 65535, "an integer port from 0 to 65535"},
+    {"color", CFG_COLOR, F(color), 0, 0, "blue or green"},
+    {"heartbeat_interval", CFG_SECS, F(heartbeat_interval), 1, 86400,
+     "a number of seconds from 1 to 86400"},
+    {"graceful_shutdown_timeout", CFG_SECS, F(graceful_shutdown_timeout), 0, 3600,
+     "a number of seconds from 0 to 3600"},
+    {"max_connections", CFG_INT, F(max_connections), 1, 10000000,
+     "an integer from 1 to 10000000"},
+    {"max_message_bytes", CFG_BYTES, F(max_message_bytes), 16, 1 << 30,
+     "a size from 16 bytes to 1G (e.g. 1048576 or 1M)"},
+    {"max_send_queue_bytes", CFG_BYTES, F(max_send_queue_bytes), 1024, 1 << 30,
+     "a size from 1K to 1G (e.g. 4194304 or 4M)"},
+    {"log_level", CFG_LEVEL, F(log_level), 0, 0, "DEBUG, INFO, WARNING, ERROR or CRITICAL"},
+    {"scripts", CFG_STR, F(scripts), 0, 0, "a directory of Lua scripts"},
+    {"redis_url", CFG_OPTSTR, F(redis_url), 0, 0, "redis://[:password@]host:port[/db]"},
+    {"trusted_proxies", CFG_CIDRS, F(trusted_proxies), 0, 0,
+     "a list of IP addresses or CIDR blocks (comma-separated in the environment)"},
+};
+
+#define NDESCS (sizeof descs / sizeof descs[0])
+
+void mt_config_init(mt_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = mt_xstrdup("0.0.0.0");
+    cfg->port = 8000;
+    cfg->color = mt_xstrdup("blue");
+    cfg->heartbeat_interval = 30;
+    cfg->graceful_shutdown_timeout = 10;
+    cfg->max_connections = 10000;
+    cfg->max_message_bytes = 1 << 20;
+    cfg->max_send_queue_bytes = 4 << 20;
+    cfg->log_level = MT_LOG_INFO;
+    cfg->scripts = mt_xstrdup("lua");
+}
+
+void mt_config_free(mt_config_t *cfg)
+{
+    free(cfg->config_path);
+    free(cfg->host);
+    free(cfg->color);
+    free(cfg->scripts);
+    free(cfg->redis_url);
+    mt_cidr_set_free(&cfg->trusted_proxies);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+static const cfg_desc_t *find_desc(const char *key)
+{
+    for (size_t i = 0; i < NDESCS; i++)
+        if (strcmp(descs[i].key, key) == 0)
+            return &descs[i];
+    return NULL;
+}
+
+static int bad(const cfg_desc_t *d, const char *value, const char *source, char *err,
+               size_t errlen)
+{
+    snprintf(err, errlen, "invalid configuration: %s = \"%.80s\" (from %s): expected %s", d->key,
+             value, source, d->expected);
+    return -1;
+}
+
+static int parse_number(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '\0')
+        return -1;
+    double v = strtod(s, &end);
+    while (isspace((unsigned char)*end))
+        end++;
+    if (errno || *end != '\0' || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bytes(const char *s, double *out)
+{
+    char tmp[64];
+    size_t n = strlen(s);
+    double mult = 1;
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, n + 1);
+    char last = (char)toupper((unsigned char)tmp[n - 1]);
+    if (last == 'B' && n > 1) { /* 4MB, 4KB */
+        tmp[--n] = '\0';
+        last = (char)toupper((unsigned char)tmp[n - 1]);
+    }
+    if (last == 'K' || last == 'M' || last == 'G') {
+        mult = last == 'K' ? 1024.0 : last == 'M' ? 1048576.0 : 1073741824.0;
+        tmp[--n] = '\0';
+    }
+    double v;
+    if (parse_number(tmp, &v) != 0 || v != floor(v))
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+static void set_str(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = mt_xstrdup(value);
+}
+
+int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const char *source,
+                  char *err, size_t errlen)
+{
+    const cfg_desc_t *d = find_desc(key);
+    if (!d) {
+        snprintf(err, errlen, "invalid configuration: unknown key \"%.60s\" (from %s)", key,
+                 source);
+        return -1;
+    }
+    char *base = (char *)cfg;
+    double v;
+    switch (d->type) {
+    case CFG_STR:
+        if (value[0] == '\0')
+            return bad(d, value, source, err, errlen);
+        set_str((char **)(base + d->offset), value);
+        return 0;
+    case CFG_OPTSTR: {
+        char **slot = (char **)(base + d->offset);
+        free(*slot);
+        *slot = value[0] ? mt_xstrdup(value) : NULL;
+        if (*slot && strcmp(d->key, "redis_url") == 0 && strncmp(value, "redis://", 8) != 0) {
+            free(*slot);
+            *slot = NULL;
+            return bad(d, value, source, err, errlen);
+        }
+        return 0;
+    }
+    case CFG_INT:
+        if (parse_number(value, &v) != 0 || v != floor(v) || v < d->min || v > d->max)
+            return bad(d, value, source, err, errlen);
+        *(int *)(base + d->offset) = (int)v;
+        return 0;
+    case CFG_BYTES:
+        if (parse_bytes(value, &v) != 0 || v < d->min || v > d->max)
+            return bad(d, value, source, err, errlen);
+        *(int64_t *)(base + d->offset) = (int64_t)v;
+        return 0;
+    case CFG_SECS:
+        if (parse_number(value, &v) != 0 || v < d->min || v > d->max)
+            return bad(d, value, source, err, errlen);
+        *(double *)(base + d->offset) = v;
+        return 0;
+    case CFG_COLOR:
+        if (strcmp(value, "blue") != 0 && strcmp(value, "green") != 0)
+            return bad(d, value, source, err, errlen);
+        set_str((char **)(base + d->offset), value);
+        return 0;
+    case CFG_LEVEL: {
+        int level = mt_log_level_parse(value);
+        if (level < 0)
+            return bad(d, value, source, err, errlen);
+        *(int *)(base + d->offset) = level;
+        return 0;
+    }
+    case CFG_CIDRS: {
+        mt_cidr_set_t set = {NULL, 0};
+        const char *p = value;
+        while (*p) {
+            const char *comma = strchr(p, ',');
+            size_t n = comma ? (size_t)(comma - p) : strlen(p);
+            char item[80];
+            while (n && isspace((unsigned char)*p)) {
+                p++;
+                n--;
+            }
+            while (n && isspace((unsigned char)p[n - 1]))
+                n--;
+            if (n >= sizeof item) {
+                mt_cidr_set_free(&set);
+                return bad(d, value, source, err, errlen);
+            }
+            memcpy(item, p, n);
+            item[n] = '\0';
+            if (n && mt_cidr_set_add(&set, item) != 0) {
+                mt_cidr_set_free(&set);
+                return bad(d, value, source, err, errlen);
+            }
+            p = comma ? comma + 1 : p + strlen(p);
+        }
+        mt_cidr_set_t *slot = (mt_cidr_set_t *)(base + d->offset);
+        mt_cidr_set_free(slot);
+        *slot = set;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* Converts the Lua value at the top of the stack to the text form
+ * mt_config_set takes; lists are joined with commas. 0 or -1. */
+static int lua_value_text(lua_State *L, mt_buf_t *out)
+{
+    mt_buf_reset(out);
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING:
+    case LUA_TNUMBER: {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        mt_buf_add(out, s, n);
+        return 0;
+    }
+    case LUA_TBOOLEAN:
+        mt_buf_adds(out, lua_toboolean(L, -1) ? "true" : "false");
+        return 0;
+    case LUA_TTABLE: {
+        size_t len = lua_objlen(L, -1);
+        for (size_t i = 1; i <= len; i++) {
+            lua_rawgeti(L, -1, (int)i);
+            if (lua_type(L, -1) != LUA_TSTRING) {
+                lua_pop(L, 1);
+                return -1;
+            }
+            if (i > 1)
+                mt_buf_addc(out, ',');
+            mt_buf_adds(out, lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+static int load_file(mt_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    lua_State *L = luaL_newstate();
+    int rc = -1;
+    mt_buf_t text = MT_BUF_INIT;
+    if (!L) {
+        snprintf(err, errlen, "invalid configuration: cannot create a Lua state");
+        return -1;
+    }
+    luaL_openlibs(L);
+    if (luaL_loadfile(L, path) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
+        snprintf(err, errlen, "invalid configuration: %s", lua_tostring(L, -1));
+        goto out;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "invalid configuration: %s must return a table of settings", path);
+        goto out;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            snprintf(err, errlen, "invalid configuration: %s has a key that is not a name",
+                     path);
+            goto out;
+        }
+        const char *key = lua_tostring(L, -2);
+        const cfg_desc_t *d = find_desc(key);
+        if (!d) {
+            snprintf(err, errlen, "invalid configuration: unknown key \"%.60s\" in %s", key,
+                     path);
+            goto out;
+        }
+        if (lua_value_text(L, &text) != 0) {
+            snprintf(err, errlen,
+                     "invalid configuration: %s (from %s): expected %s, got a %s value", key,
+                     path, d->expected, luaL_typename(L, -1));
+            goto out;
+        }
+        if (mt_config_set(cfg, key, mt_buf_cstr(&text), path, err, errlen) != 0)
+            goto out;
+        lua_pop(L, 1);
+    }
+    rc = 0;
+out:
+    mt_buf_free(&text);
+    lua_close(L);
+    return rc;
+}
+
+static int load_env(mt_config_t *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < NDESCS; i++) {
+        char name[64] = "MOONTIDE_";
+        size_t n = strlen(name);
+        for (const char *k = descs[i].key; *k && n < sizeof name - 1; k++)
+            name[n++] = (char)toupper((unsigned char)*k);
+        name[n] = '\0';
+        const char *v = getenv(name);
+        if (v && mt_config_set(cfg, descs[i].key, v, name, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: moontide [--config FILE] [--host H] [--port N] [--color blue|green]\n"
+            "                [--scripts DIR] [--log-level LEVEL] [--help] [--version]\n"
+            "\n"
+            "Serves WebSocket handlers written in Lua, with health endpoints and metrics.\n"
+            "Settings come from FILE (default conf/moontide.lua when it exists), then from\n"
+            "MOONTIDE_<KEY> environment variables, then from these flags.\n");
+}
+
+static const struct {
+    const char *flag;
+    const char *key;
+} flags[] = {
+    {"--host", "host"},       {"--port", "port"},           {"--color", "color"},
+    {"--scripts", "scripts"}, {"--log-level", "log_level"},
+};
+
+int mt_config_load(mt_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    const char *path = getenv("MOONTIDE_CONFIG");
+    int explicit_path = path != NULL;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return MT_CONFIG_EXIT;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("moontide %s\n", MT_VERSION);
+            return MT_CONFIG_EXIT;
+        }
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "invalid command line: --config needs a FILE");
+                return -1;
+            }
+            path = argv[++i];
+            explicit_path = 1;
+        }
+    }
+    if (!path && access("conf/moontide.lua", F_OK) == 0)
+        path = "conf/moontide.lua";
+    if (path) {
+        if (explicit_path && access(path, R_OK) != 0) {
+            snprintf(err, errlen, "invalid configuration: cannot read config file %.200s: %s",
+                     path, strerror(errno));
+            return -1;
+        }
+        if (load_file(cfg, path, err, errlen) != 0)
+            return -1;
+        cfg->config_path = mt_xstrdup(path);
+    }
+    if (load_env(cfg, err, errlen) != 0)
+        return -1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            i++;
+            continue;
+        }
+        const char *key = NULL;
+        for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++)
+            if (strcmp(argv[i], flags[f].flag) == 0)
+                key = flags[f].key;
+        if (!key) {
+            snprintf(err, errlen, "invalid command line: unknown argument \"%.60s\" (see --help)",
+                     argv[i]);
+            return -1;
+        }
+        if (i + 1 >= argc) {
+            snprintf(err, errlen, "invalid command line: %s needs a value", argv[i]);
+            return -1;
+        }
+        if (mt_config_set(cfg, key, argv[i + 1], argv[i], err, errlen) != 0)
+            return -1;
+        i++;
+    }
+    return 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * config.h - the server's settings: defaults, conf/moontide.lua, the
+ * environment and the command line, in increasing order of precedence.
+ *
+ * The config file is a Lua chunk returning a table of settings. Each key
+ * may be overridden by MOONTIDE_<KEY> (upper case) in the environment and
+ * the common ones by a command-line flag. Every value is validated; the
+ * first bad one is reported in one sentence naming the key, where the
+ * value came from and the expected form. Unknown keys in the file are
+ * errors too, so a typo cannot silently leave a default in force.
+ *
+ * Owns: the strings and sets inside mt_config_t. Lifecycle: mt_config_init
+ * (defaults), mt_config_load, then read-only until mt_config_free.
+ * Non-goals: reloading config at run time (scripts reload; settings don't).
+ */
+#ifndef MT_CONFIG_H
+#define MT_CONFIG_H
+
+#include "netaddr.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mt_config {
+    char *config_path; /* the file that was read, or NULL */
+    char *host;
+    int port; /* 0 picks a free port; the log line "listening" says which */
+    char *color;
+    double heartbeat_interval;
+    double graceful_shutdown_timeout;
+    int max_connections;
+    int64_t max_message_bytes;
+    int64_t max_send_queue_bytes;
+    int log_level;
+    char *scripts;
+    char *redis_url; /* NULL: in-memory channel layer */
+    mt_cidr_set_t trusted_proxies;
+} mt_config_t;
+
+/* mt_config_load results besides 0 and errors. */
+#define MT_CONFIG_EXIT 1 /* --help or --version was printed: exit 0 */
+
+/** Fills in the defaults; can't fail. */
+void mt_config_init(mt_config_t *cfg);
+
+/**
+ * Applies the config file, then the environment, then argv. Returns 0;
+ * MT_CONFIG_EXIT after printing help or the version to stdout; or -1 with
+ * one sentence in err, and cfg then holds an unspecified mix of values
+ * (free it and exit).
+ */
+int mt_config_load(mt_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/**
+ * Sets one key from text, as the environment would. Returns 0, or -1 with
+ * the reason in err and the key unchanged. For tests and tools.
+ */
+int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const char *source,
+                  char *err, size_t errlen);
+
+void mt_config_free(mt_config_t *cfg);
+
+#endif

@@ -1,0 +1,95 @@
+/* test_config.c - defaults, each source's precedence, and clear errors. */
+#include "check.h"
+#include "config.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static char err[512];
+
+static int load(mt_config_t *cfg, int argc, char **argv)
+{
+    mt_config_init(cfg);
+    err[0] = '\0';
+    return mt_config_load(cfg, argc, argv, err, sizeof err);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+int main(void)
+{
+    mt_config_t cfg;
+    char *noargs[] = {"moontide", NULL};
+    unsetenv("MOONTIDE_CONFIG");
+    unsetenv("MOONTIDE_PORT");
+    CHECK(chdir("/") == 0); /* no conf/moontide.lua here: defaults only */
+    CHECK(load(&cfg, 1, noargs) == 0);
+    CHECK(cfg.port == 8000 && strcmp(cfg.color, "blue") == 0);
+    CHECK(cfg.heartbeat_interval == 30 && cfg.graceful_shutdown_timeout == 10);
+    CHECK(cfg.max_message_bytes == 1048576 && cfg.log_level == MT_LOG_INFO);
+    CHECK(cfg.redis_url == NULL && cfg.config_path == NULL);
+    mt_config_free(&cfg);
+
+    char path[] = "/tmp/mt-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    write_file(path, "return { port = 9001, color = 'green', max_message_bytes = '2M',\n"
+                     "  trusted_proxies = { '10.0.0.0/8', '::1' }, log_level = 'debug' }\n");
+    setenv("MOONTIDE_CONFIG", path, 1);
+    setenv("MOONTIDE_PORT", "9002", 1);
+    char *args[] = {"moontide", "--port", "9003", "--scripts", "/srv/lua", NULL};
+    CHECK(load(&cfg, 5, args) == 0);
+    CHECK(cfg.port == 9003); /* argv > env > file */
+    CHECK(strcmp(cfg.color, "green") == 0 && strcmp(cfg.scripts, "/srv/lua") == 0);
+    CHECK(cfg.max_message_bytes == 2 * 1048576 && cfg.log_level == MT_LOG_DEBUG);
+    CHECK(cfg.trusted_proxies.n == 2);
+    mt_config_free(&cfg);
+
+    unsetenv("MOONTIDE_PORT");
+    CHECK(load(&cfg, 1, noargs) == 0 && cfg.port == 9001);
+    mt_config_free(&cfg);
+
+    setenv("MOONTIDE_PORT", "eighty", 1);
+    CHECK(load(&cfg, 1, noargs) == -1);
+    CHECK(strstr(err, "port") && strstr(err, "MOONTIDE_PORT") && strstr(err, "0 to 65535"));
+    mt_config_free(&cfg);
+    unsetenv("MOONTIDE_PORT");
+
+    char *badcolor[] = {"moontide", "--color", "red", NULL};
+    CHECK(load(&cfg, 3, badcolor) == -1 && strstr(err, "blue or green"));
+    mt_config_free(&cfg);
+
+    char *unknown[] = {"moontide", "--frobnicate", NULL};
+    CHECK(load(&cfg, 2, unknown) == -1 && strstr(err, "--frobnicate"));
+    mt_config_free(&cfg);
+
+    write_file(path, "return { prot = 1 }");
+    CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "unknown key \"prot\""));
+    mt_config_free(&cfg);
+
+    write_file(path, "return { port = 8000 ");
+    CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "invalid configuration"));
+    mt_config_free(&cfg);
+
+    write_file(path, "return { trusted_proxies = { 'not-an-ip' } }");
+    CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "trusted_proxies"));
+    mt_config_free(&cfg);
+
+    write_file(path, "return { heartbeat_interval = {} }");
+    CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "heartbeat_interval"));
+    mt_config_free(&cfg);
+
+    setenv("MOONTIDE_CONFIG", "/nonexistent/moontide.lua", 1);
+    CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "cannot read"));
+    mt_config_free(&cfg);
+
+    unlink(path);
+    return CHECK_DONE();
+}
