@@ -1,0 +1,60 @@
+/*
+ * conn.h - WebSocket connections: identity, send queue, reassembly buffer
+ * and group memberships of each.
+ *
+ * Lua names a connection by its handle (handle.h), never by pointer.
+ *
+ * Owns: every mt_conn_t and what hangs off it. One is created when lws
+ * reports a WebSocket established and freed after the close event has run
+ * (mt_conn_free). Non-goals: lws callbacks themselves (ws.c).
+ */
+#ifndef MT_CONN_H
+#define MT_CONN_H
+
+#include "buf.h"
+#include "handle.h"
+#include "frame.h"
+#include "netaddr.h"
+#include "rand.h"
+
+#include <stdint.h>
+
+struct mt_group;
+
+typedef struct mt_membership {
+    struct mt_group *group;
+    uint32_t index; /* position in group->members */
+} mt_membership_t;
+
+/* One per open WebSocket, from ESTABLISHED until its close has run. */
+typedef struct mt_conn {
+    uint64_t id; /* handle for Lua; never 0 */
+    struct lws *wsi;
+    mt_sendq_t q;
+    mt_buf_t rx; /* reassembly of a message that spans callbacks */
+    mt_membership_t *groups;
+    uint16_t ngroups, capgroups;
+    uint16_t close_code;      /* set when the server asked to close */
+    uint16_t peer_close_code; /* what the peer's close frame said */
+    unsigned closing : 1;     /* no more sends; close once the queue drains */
+    unsigned closed : 1;      /* lws reported the close; events are over */
+    unsigned rx_discard : 1;  /* rest of an oversize message is dropped */
+    unsigned rx_paused : 1;   /* reading paused while our own queue is full */
+    char *close_reason;
+    double opened_at;
+    char connection_id[MT_UUID_LEN + 1];
+    char session_uuid[MT_UUID_LEN + 1];
+    char request_id[65];
+    char remote_addr[MT_ADDR_MAX];
+    char *user_agent;
+} mt_conn_t;
+
+/** A new zeroed connection filed under a fresh handle; can't fail. */
+mt_conn_t *mt_conn_new(mt_handles_t *conns);
+/** Unfiles and frees the connection and what it owns. Accepts NULL. */
+void mt_conn_free(mt_handles_t *conns, mt_conn_t *c);
+
+/** Appends the connection's identity fields to a log line or JSON object. */
+void mt_conn_log_fields(const mt_conn_t *c, mt_buf_t *b);
+
+#endif

@@ -1,0 +1,172 @@
+/* ffi.c - the mt_* functions Lua calls. */
+#include "ffi.h"
+
+#include "channel.h"
+#include "conn.h"
+#include "runtime.h"
+#include "timer.h"
+#include "ws.h"
+
+#include <string.h>
+
+/* Every definition below is exported for the FFI; declare them visible. */
+#pragma GCC visibility push(default)
+
+_Static_assert(MT_FFI_OK == MT_OK && MT_FFI_ERROR == MT_ERROR && MT_FFI_AGAIN == MT_AGAIN &&
+                   MT_FFI_DECLINED == MT_DECLINED,
+               "status codes shared with Lua");
+
+static mt_conn_t *live_conn(mt_runtime_t *rt, uint64_t id)
+{
+    mt_conn_t *c = mt_handles_get(&rt->conns, id);
+    return c && !c->closing && !c->closed ? c : NULL;
+}
+
+static int valid_group(const char *name, size_t len)
+{
+    return name && len > 0 && len <= MT_GROUP_NAME_MAX;
+}
+
+int mt_conn_send(uint64_t conn, const char *data, size_t len, int binary)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    if (!data)
+        return MT_ERROR;
+    mt_conn_t *c = live_conn(rt, conn);
+    if (!c)
+        return MT_DECLINED;
+    mt_frame_t *f = mt_frame_new(data, len, binary);
+    mt_ws_enqueue(rt, c, f);
+    mt_frame_unref(f);
+    return MT_OK;
+}
+
+/* Codes an endpoint may put in a close frame (RFC 6455 7.4). */
+static int valid_close_code(int code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
+int mt_conn_close(uint64_t conn, int code, const char *reason, size_t len)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    if (!valid_close_code(code) || (len && !reason) || len > 123)
+        return MT_ERROR;
+    mt_conn_t *c = live_conn(rt, conn);
+    if (!c)
+        return MT_DECLINED;
+    return mt_ws_close(rt, c, code, reason, len);
+}
+
+int mt_group_add(const char *name, size_t len, uint64_t conn)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    if (!valid_group(name, len))
+        return MT_ERROR;
+    mt_conn_t *c = live_conn(rt, conn);
+    if (!c)
+        return MT_DECLINED;
+    mt_groups_add(&rt->groups, name, len, c);
+    return MT_OK;
+}
+
+int mt_group_discard(const char *name, size_t len, uint64_t conn)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    if (!valid_group(name, len))
+        return MT_ERROR;
+    mt_conn_t *c = mt_handles_get(&rt->conns, conn);
+    if (!c || mt_groups_discard(&rt->groups, name, len, c) < 0)
+        return MT_DECLINED;
+    return MT_OK;
+}
+
+int mt_group_send(const char *name, size_t len, const char *data, size_t dlen, int binary)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    if (!valid_group(name, len) || !data)
+        return MT_ERROR;
+    mt_frame_t *f = mt_frame_new(data, dlen, binary);
+    rt->stats.messages[MT_MSG_BROADCAST]++;
+    size_t n = mt_channel_group_send(rt, name, len, f);
+    mt_frame_unref(f);
+    return (int)(n > (size_t)INT32_MAX ? INT32_MAX : n);
+}
+
+int mt_group_size(const char *name, size_t len)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    if (!valid_group(name, len))
+        return MT_ERROR;
+    mt_group_t *g = mt_groups_find(&rt->groups, name, len);
+    return g ? (int)g->n : 0;
+}
+
+int mt_log_threshold(void)
+{
+    return mt_runtime_current()->log.threshold;
+}
+
+void mt_log_write(int level, const char *logger, size_t llen, const char *msg, size_t mlen,
+                  uint64_t conn, const char *fields, size_t flen)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    char name[128];
+    if (llen >= sizeof name)
+        llen = sizeof name - 1;
+    memcpy(name, logger ? logger : "", logger ? llen : 0);
+    name[logger ? llen : 0] = '\0';
+    mt_buf_t *b = mt_log_begin(&rt->log, level, name, msg ? msg : "", msg ? mlen : 0);
+    if (!b)
+        return;
+    mt_conn_t *c = conn ? mt_handles_get(&rt->conns, conn) : NULL;
+    if (c)
+        mt_conn_log_fields(c, b);
+    /* fields is a JSON object encoded by Lua: splice its members in. */
+    if (fields && flen > 2 && fields[0] == '{' && fields[flen - 1] == '}') {
+        mt_buf_addc(b, ',');
+        mt_buf_add_utf8(b, fields + 1, flen - 2);
+    }
+    mt_log_end(&rt->log);
+}
+
+int mt_count_error(const char *type, size_t len)
+{
+    int t = type ? mt_error_type_parse(type, len) : -1;
+    if (t < 0)
+        return MT_ERROR;
+    mt_runtime_current()->stats.errors[t]++;
+    return MT_OK;
+}
+
+int mt_count_message(const char *type, size_t len)
+{
+    int t = type ? mt_message_type_parse(type, len) : -1;
+    if (t < 0)
+        return MT_ERROR;
+    mt_runtime_current()->stats.messages[t]++;
+    return MT_OK;
+}
+
+double mt_time_now(void)
+{
+    return mt_now();
+}
+
+double mt_time_monotonic(void)
+{
+    return mt_mono();
+}
+
+double mt_timer_start(double delay, double repeat)
+{
+    return (double)mt_timers_start(mt_runtime_current(), delay, repeat);
+}
+
+int mt_timer_stop(uint64_t timer)
+{
+    return mt_timers_stop(mt_runtime_current(), timer);
+}
+
+#pragma GCC visibility pop

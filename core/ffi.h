@@ -1,0 +1,47 @@
+/*
+ * ffi.h - the narrow API Lua calls through the LuaJIT FFI.
+ *
+ * lua/moontide/ffi.lua declares exactly the block between FFI-BEGIN and
+ * FFI-END below (a spec compares them). The rules, after lua-resty-core:
+ * only scalars, handles and (pointer, length) pairs cross; C copies what
+ * it is handed and Lua keeps no pointer C owns; every function returns a
+ * status (MT_OK 0, MT_ERROR -1 for a bad argument, MT_DECLINED -5 when the
+ * target is gone or closing) and none calls back into Lua, so what must
+ * run Lua (a close) is deferred to a later callback.
+ * Handles (connections, timers) are 53-bit integers that fit a double;
+ * functions return them as double so LuaJIT does not box them.
+ * The functions reach the runtime through mt_runtime_current().
+ */
+#ifndef MT_FFI_H
+#define MT_FFI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MT_API __attribute__((visibility("default")))
+
+/* FFI-BEGIN */
+enum {
+    MT_FFI_OK = 0,
+    MT_FFI_ERROR = -1,
+    MT_FFI_AGAIN = -2,
+    MT_FFI_DECLINED = -5
+};
+int mt_conn_send(uint64_t conn, const char *data, size_t len, int binary);
+int mt_conn_close(uint64_t conn, int code, const char *reason, size_t len);
+int mt_group_add(const char *name, size_t len, uint64_t conn);
+int mt_group_discard(const char *name, size_t len, uint64_t conn);
+int mt_group_send(const char *name, size_t len, const char *data, size_t dlen, int binary);
+int mt_group_size(const char *name, size_t len);
+int mt_log_threshold(void);
+void mt_log_write(int level, const char *logger, size_t llen, const char *msg, size_t mlen,
+                  uint64_t conn, const char *fields, size_t flen);
+int mt_count_error(const char *type, size_t len);
+int mt_count_message(const char *type, size_t len);
+double mt_time_now(void);
+double mt_time_monotonic(void);
+double mt_timer_start(double delay, double repeat);
+int mt_timer_stop(uint64_t timer);
+/* FFI-END */
+
+#endif

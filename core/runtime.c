@@ -1,0 +1,261 @@
+/* runtime.c - the root struct, the loop, lws on it, signals and drain. */
+#include "runtime.h"
+
+#include "ffi.h"
+#include "timer.h"
+#include "ws.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static mt_runtime_t *current;
+
+mt_runtime_t *mt_runtime_current(void)
+{
+    return current;
+}
+
+double mt_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double mt_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* lws's log hook takes no user pointer: it reaches the runtime through
+ * the one process-wide pointer. Its lines become ours, so stdout and
+ * stderr carry JSON only. */
+static void lws_log_emit(int level, const char *line)
+{
+    /* Messages lws reports as errors for situations that are routine for
+     * a server and that moontide logs itself with context: input still
+     * arriving on a socket we have just closed (an oversize message). */
+    static const char *const routine[] = {"Unhandled state LRS_DEAD_SOCKET"};
+    mt_runtime_t *rt = current;
+    if (!rt)
+        return;
+    int ours = level & LLL_ERR ? MT_LOG_ERROR : level & LLL_WARN ? MT_LOG_WARNING : MT_LOG_DEBUG;
+    for (size_t i = 0; i < sizeof routine / sizeof routine[0]; i++)
+        if (strstr(line, routine[i]))
+            ours = MT_LOG_DEBUG;
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    if (mt_log_begin(&rt->log, ours, "lws", line, n))
+        mt_log_end(&rt->log);
+}
+
+static const struct lws_protocols protocols[] = {
+    {.name = "http", .callback = mt_lws_callback, .per_session_data_size = sizeof(void *)},
+    /* Frames arrive in rx_buffer_size pieces; messages are reassembled. */
+    {.name = "moontide",
+     .callback = mt_lws_callback,
+     .per_session_data_size = sizeof(void *),
+     .rx_buffer_size = 4096},
+    {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+/* Makes "moontide" the protocol of every upgrade, whatever the client
+ * asks for: routing is by path, in on_filter. */
+static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
+static const struct lws_protocol_vhost_options pvo = {NULL, &pvo_default, "moontide", ""};
+
+static void finish(mt_runtime_t *rt, const char *why);
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    mt_runtime_t *rt = t->data;
+    mt_log_msg(&rt->log, MT_LOG_WARNING, "moontide.runtime",
+               "graceful shutdown timeout: closing %u connections", mt_runtime_active(rt));
+    finish(rt, "timeout");
+}
+
+static void start_drain(mt_runtime_t *rt, const char *signame)
+{
+    rt->draining = 1;
+    rt->drain_started = mt_mono();
+    mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.runtime", "draining", 8);
+    if (b) {
+        mt_json_kv_cstr(b, "signal", signame);
+        mt_json_kv_int(b, "active_connections", mt_runtime_active(rt));
+        mt_json_kv_num(b, "graceful_shutdown_timeout", rt->cfg.graceful_shutdown_timeout);
+        mt_log_end(&rt->log);
+    }
+    if (mt_runtime_active(rt) == 0) {
+        finish(rt, "drained");
+        return;
+    }
+    mt_ws_close_all(rt, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+    uv_timer_start(&rt->drain_timer, on_drain_timeout,
+                   (uint64_t)(rt->cfg.graceful_shutdown_timeout * 1000), 0);
+}
+
+void mt_runtime_drained(mt_runtime_t *rt)
+{
+    finish(rt, "drained");
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    mt_runtime_t *rt = h->data;
+    if (signum == SIGHUP) {
+        mt_log_msg(&rt->log, MT_LOG_INFO, "moontide.runtime", "SIGHUP received: ignored");
+        return;
+    }
+    const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (!rt->draining) {
+        start_drain(rt, name);
+        return;
+    }
+    mt_log_msg(&rt->log, MT_LOG_WARNING, "moontide.runtime",
+               "second %s during drain: exiting now", name);
+    rt->exit_code = 1;
+    finish(rt, "signal");
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* First phase of the two-phase lws shutdown: close our handles and ask
+ * lws to destroy its context; uv_run returns once all are closed. */
+static void finish(mt_runtime_t *rt, const char *why)
+{
+    if (rt->finishing)
+        return;
+    rt->finishing = 1;
+    double took = rt->draining ? mt_mono() - rt->drain_started : 0;
+    mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.runtime", "shutdown", 8);
+    if (b) {
+        mt_json_kv_cstr(b, "reason", why);
+        mt_json_kv_num(b, "shutdown_seconds", took);
+        mt_json_kv_int(b, "connections_left", mt_runtime_active(rt));
+        mt_log_end(&rt->log);
+    }
+    uv_timer_stop(&rt->drain_timer);
+    close_handle((uv_handle_t *)&rt->drain_timer);
+    close_handle((uv_handle_t *)&rt->sig_term);
+    close_handle((uv_handle_t *)&rt->sig_int);
+    close_handle((uv_handle_t *)&rt->sig_hup);
+    mt_timers_stop_all(rt);
+    if (rt->lws)
+        lws_context_destroy(rt->lws);
+}
+
+static const char *listen_iface(const char *host)
+{
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0 || strcmp(host, "::") == 0)
+        return NULL; /* every interface */
+    return host;
+}
+
+int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
+{
+    current = rt;
+    rt->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    mt_log_init(&rt->log, 1, rt->cfg.log_level, rt->cfg.color);
+    lws_set_log_level(LLL_ERR | LLL_WARN |
+                          (rt->cfg.log_level <= MT_LOG_DEBUG ? LLL_NOTICE | LLL_INFO : 0),
+                      lws_log_emit);
+    mt_rand_seed(&rt->rand);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (uv_loop_init(&rt->loop) != 0) {
+        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.runtime", "cannot create the loop");
+        return -1;
+    }
+    rt->loop.data = rt;
+    if (mt_channel_init(rt) != 0 || mt_script_init(rt) != 0)
+        return -1;
+
+    uv_timer_init(&rt->loop, &rt->drain_timer);
+    rt->drain_timer.data = rt;
+    uv_signal_t *sigs[] = {&rt->sig_term, &rt->sig_int, &rt->sig_hup};
+    int signums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(&rt->loop, sigs[i]);
+        sigs[i]->data = rt;
+        uv_signal_start(sigs[i], on_signal, signums[i]);
+    }
+
+    rt->retry.secs_since_valid_ping = (uint16_t)rt->cfg.heartbeat_interval;
+    rt->retry.secs_since_valid_hangup = (uint16_t)(rt->cfg.heartbeat_interval * 2);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    void *loops[] = {&rt->loop};
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.foreign_loops = loops;
+    info.pcontext = &rt->lws;
+    info.port = rt->cfg.port;
+    info.iface = listen_iface(rt->cfg.host);
+    info.protocols = protocols;
+    info.pvo = &pvo;
+    info.user = rt;
+    info.pt_serv_buf_size = 64 * 1024;
+    info.retry_and_idle_policy = &rt->retry;
+    info.vhost_name = "default";
+    rt->lws = lws_create_context(&info);
+    if (!rt->lws) {
+        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.runtime",
+                   "cannot listen on %s port %d", rt->cfg.host, rt->cfg.port);
+        return -1;
+    }
+    rt->vhost = lws_get_vhost_by_name(rt->lws, "default");
+    rt->listen_port = rt->vhost ? lws_get_vhost_listen_port(rt->vhost) : rt->cfg.port;
+    rt->startup_seconds = mt_mono() - rt->started_mono;
+
+    mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.runtime", "listening", 9);
+    if (b) {
+        mt_json_kv_cstr(b, "host", rt->cfg.host);
+        mt_json_kv_int(b, "port", rt->listen_port);
+        mt_json_kv_cstr(b, "version", MT_VERSION);
+        mt_json_kv_cstr(b, "scripts", rt->cfg.scripts);
+        mt_json_kv_cstr(b, "config", rt->cfg.config_path);
+        mt_json_kv_cstr(b, "channel_layer", rt->channel.kind);
+        mt_json_kv_num(b, "startup_seconds", rt->startup_seconds);
+        mt_log_end(&rt->log);
+    }
+    return 0;
+}
+
+int mt_runtime_run(mt_runtime_t *rt)
+{
+    uv_run(&rt->loop, UV_RUN_DEFAULT);
+    return rt->exit_code;
+}
+
+void mt_runtime_free(mt_runtime_t *rt)
+{
+    if (rt->lws) {
+        /* Second phase: lws frees what it deferred, then the loop runs once
+         * more to deliver the close callbacks. */
+        lws_context_destroy(rt->lws);
+        rt->lws = NULL;
+    }
+    if (rt->loop.data) {
+        uv_run(&rt->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&rt->loop);
+        rt->loop.data = NULL;
+    }
+    mt_channel_close(rt);
+    mt_script_free(rt);
+    mt_handles_free(&rt->timers);
+    mt_handles_free(&rt->conns);
+    mt_groups_free(&rt->groups);
+    mt_config_free(&rt->cfg);
+    mt_log_free(&rt->log);
+    current = NULL;
+}

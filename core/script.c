@@ -1,0 +1,220 @@
+/* script.c - the LuaJIT state, its loading and the pcall'd entry points. */
+#include "script.h"
+
+#include "conn.h"
+#include "runtime.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <string.h>
+
+/* Stack slot 1 always holds this handler, so each call passes it by index
+ * instead of pushing it again. */
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg)
+        msg = lua_isnoneornil(L, 1) ? "error (nil)" : luaL_typename(L, 1);
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Logs the error on top of the stack (message + traceback) and pops it. */
+static void report(mt_runtime_t *rt, const char *event, mt_conn_t *c)
+{
+    lua_State *L = rt->script.L;
+    size_t n;
+    const char *text = lua_tolstring(L, -1, &n);
+    if (!text)
+        text = "(error object is not a string)", n = strlen(text);
+    const char *nl = memchr(text, '\n', n);
+    size_t first = nl ? (size_t)(nl - text) : n;
+    rt->stats.errors[MT_ERR_HANDLER]++;
+    mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_ERROR, "moontide.script", "handler error", 13);
+    if (b) {
+        mt_json_kv_cstr(b, "event", event);
+        if (c)
+            mt_conn_log_fields(c, b);
+        mt_json_kv_str(b, "error", text, first);
+        if (nl)
+            mt_json_kv_str(b, "traceback", nl + 1, n - first - 1);
+        mt_log_end(&rt->log);
+    }
+    lua_pop(L, 1);
+}
+
+static int ref_field(lua_State *L, int table, const char *name)
+{
+    lua_getfield(L, table, name);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        return LUA_NOREF;
+    }
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static int load_error(mt_runtime_t *rt, const char *what)
+{
+    lua_State *L = rt->script.L;
+    mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_CRITICAL, "moontide.script",
+                               "scripts failed to load", 22);
+    if (b) {
+        mt_json_kv_cstr(b, "stage", what);
+        mt_json_kv_cstr(b, "scripts", rt->cfg.scripts);
+        mt_json_kv_cstr(b, "error", lua_tostring(L, -1));
+        mt_log_end(&rt->log);
+    }
+    return -1;
+}
+
+int mt_script_init(mt_runtime_t *rt)
+{
+    mt_script_t *s = &rt->script;
+    s->ref_open = s->ref_message = s->ref_close = s->ref_timer = s->ref_match = LUA_NOREF;
+    lua_State *L = s->L = luaL_newstate();
+    if (!L) {
+        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.script", "cannot create a Lua state");
+        return -1;
+    }
+    luaL_openlibs(L);
+    lua_pushcfunction(L, traceback); /* slot 1, for good */
+
+    /* Scripts first on the path, so the runtime library is the one shipped
+     * beside the handlers, then the system's (cjson and friends). */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", rt->cfg.scripts, rt->cfg.scripts,
+                    lua_tostring(L, -1));
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 2);
+
+    /* The FFI prelude runs once per state, never again on reload. */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "moontide.ffi");
+    if (lua_pcall(L, 1, 0, 1) != 0)
+        return load_error(rt, "ffi");
+
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "moontide.host");
+    if (lua_pcall(L, 1, 1, 1) != 0)
+        return load_error(rt, "host");
+    int host = lua_gettop(L);
+    lua_getfield(L, host, "start");
+    lua_newtable(L);
+    lua_pushstring(L, rt->cfg.scripts);
+    lua_setfield(L, -2, "scripts");
+    lua_pushstring(L, rt->cfg.color);
+    lua_setfield(L, -2, "color");
+    if (lua_pcall(L, 1, 1, 1) != 0)
+        return load_error(rt, "routes and handlers");
+    s->generation = (uint64_t)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    s->ref_open = ref_field(L, host, "open");
+    s->ref_message = ref_field(L, host, "message");
+    s->ref_close = ref_field(L, host, "close");
+    s->ref_timer = ref_field(L, host, "timer");
+    s->ref_match = ref_field(L, host, "match");
+    lua_settop(L, 1);
+    if (s->ref_open == LUA_NOREF || s->ref_message == LUA_NOREF || s->ref_close == LUA_NOREF ||
+        s->ref_timer == LUA_NOREF || s->ref_match == LUA_NOREF) {
+        lua_pushliteral(L, "moontide.host lacks open/message/close/timer/match");
+        return load_error(rt, "host");
+    }
+    s->loaded_at = mt_now();
+    return 0;
+}
+
+void mt_script_free(mt_runtime_t *rt)
+{
+    if (rt->script.L)
+        lua_close(rt->script.L);
+    rt->script.L = NULL;
+}
+
+int mt_script_match(mt_runtime_t *rt, const char *path, size_t len, char *pattern,
+                    size_t patlen)
+{
+    lua_State *L = rt->script.L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_match);
+    lua_pushlstring(L, path, len);
+    if (lua_pcall(L, 1, 1, 1) != 0) {
+        report(rt, "match", NULL);
+        return 0;
+    }
+    size_t n;
+    const char *p = lua_tolstring(L, -1, &n);
+    int found = p != NULL;
+    if (found && patlen) {
+        if (n >= patlen)
+            n = patlen - 1;
+        memcpy(pattern, p, n);
+        pattern[n] = '\0';
+    }
+    lua_pop(L, 1);
+    return found;
+}
+
+int mt_script_open(mt_runtime_t *rt, mt_conn_t *c, const char *path, const char *query,
+                   const char *origin)
+{
+    lua_State *L = rt->script.L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_open);
+    lua_pushnumber(L, (lua_Number)c->id);
+    lua_pushstring(L, path);
+    lua_pushstring(L, query);
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, c->connection_id);
+    lua_setfield(L, -2, "connection_id");
+    lua_pushstring(L, c->session_uuid);
+    lua_setfield(L, -2, "session_uuid");
+    lua_pushstring(L, c->request_id);
+    lua_setfield(L, -2, "request_id");
+    lua_pushstring(L, c->remote_addr);
+    lua_setfield(L, -2, "remote_addr");
+    lua_pushstring(L, c->user_agent);
+    lua_setfield(L, -2, "user_agent");
+    lua_pushstring(L, origin);
+    lua_setfield(L, -2, "origin");
+    if (lua_pcall(L, 4, 0, 1) != 0) {
+        report(rt, "on_open", c);
+        return -1;
+    }
+    return 0;
+}
+
+void mt_script_message(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t len, int binary)
+{
+    lua_State *L = rt->script.L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_message);
+    lua_pushnumber(L, (lua_Number)c->id);
+    lua_pushlstring(L, data, len);
+    lua_pushboolean(L, binary);
+    if (lua_pcall(L, 3, 0, 1) != 0)
+        report(rt, "on_message", c);
+}
+
+void mt_script_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason)
+{
+    lua_State *L = rt->script.L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_close);
+    lua_pushnumber(L, (lua_Number)c->id);
+    lua_pushinteger(L, code);
+    lua_pushstring(L, reason ? reason : "");
+    if (lua_pcall(L, 3, 0, 1) != 0)
+        report(rt, "on_close", c);
+}
+
+void mt_script_timer(mt_runtime_t *rt, uint64_t timer)
+{
+    lua_State *L = rt->script.L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_timer);
+    lua_pushnumber(L, (lua_Number)timer);
+    if (lua_pcall(L, 1, 0, 1) != 0)
+        report(rt, "timer", NULL);
+}
+
+size_t mt_script_memory(mt_runtime_t *rt)
+{
+    lua_State *L = rt->script.L;
+    return L ? (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0) : 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * script.h - the script host: one LuaJIT state running the handlers.
+ *
+ * At start it loads the FFI prelude (lua/moontide/ffi.lua, once: FFI
+ * declarations are never reloaded) and the runtime library's dispatcher
+ * (lua/moontide/host.lua), which loads the route table and handler
+ * modules. C then enters Lua only through the functions here, each a
+ * lua_pcall with a traceback handler: a script error is logged as ERROR
+ * with file:line and traceback, counted as handler_error, and never
+ * reaches the process or other connections.
+ *
+ * Owns: the lua_State and registry references to the dispatcher's entry
+ * points. Lifecycle: mt_script_init after the loop exists, events while
+ * the loop runs, mt_script_free at shutdown.
+ */
+#ifndef MT_SCRIPT_H
+#define MT_SCRIPT_H
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mt_runtime;
+struct mt_conn;
+
+typedef struct mt_script {
+    lua_State *L;
+    int ref_open, ref_message, ref_close, ref_timer, ref_match;
+    uint64_t generation; /* scripts loaded so far; 1 after start */
+    double loaded_at;    /* wall clock of the last successful load */
+} mt_script_t;
+
+/** Creates the state and loads the scripts. 0, or -1 after logging why. */
+int mt_script_init(struct mt_runtime *rt);
+void mt_script_free(struct mt_runtime *rt);
+
+/**
+ * Matches a request path against the WebSocket routes. Returns 1 and the
+ * route's pattern (e.g. "/ws/chat/{room}/") in pattern[patlen], or 0.
+ */
+int mt_script_match(struct mt_runtime *rt, const char *path, size_t len, char *pattern,
+                    size_t patlen);
+/** Runs the route's on_open. 0, or -1 if it raised (logged, counted). */
+int mt_script_open(struct mt_runtime *rt, struct mt_conn *c, const char *path,
+                   const char *query, const char *origin);
+/** Runs on_message with one complete message. Errors are logged and counted. */
+void mt_script_message(struct mt_runtime *rt, struct mt_conn *c, const char *data, size_t len,
+                       int binary);
+/** Runs on_close; the connection can no longer send. */
+void mt_script_close(struct mt_runtime *rt, struct mt_conn *c, int code, const char *reason);
+/** Runs the callback of a timer that fired. */
+void mt_script_timer(struct mt_runtime *rt, uint64_t timer);
+/** Bytes of memory the Lua state uses. */
+size_t mt_script_memory(struct mt_runtime *rt);
+
+#endif

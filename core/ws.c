@@ -1,0 +1,291 @@
+/* ws.c - WebSocket upgrades, messages, send queues and closes. */
+#include "ws.h"
+
+#include "http.h"
+#include "runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WRITES_PER_CALLBACK 16 /* frames written per writable callback */
+
+static mt_conn_t *conn_of(void *user)
+{
+    return user ? *(mt_conn_t **)user : NULL;
+}
+
+/* Below this the reading side of a paused connection resumes. */
+static size_t low_water(const mt_runtime_t *rt)
+{
+    return (size_t)rt->cfg.max_send_queue_bytes / 4;
+}
+
+void mt_ws_enqueue(mt_runtime_t *rt, mt_conn_t *c, mt_frame_t *f)
+{
+    if (c->closing || c->closed)
+        return;
+    if (c->q.bytes + f->len > (size_t)rt->cfg.max_send_queue_bytes) {
+        rt->stats.errors[MT_ERR_SEND_QUEUE_OVERFLOW]++;
+        rt->stats.send_queue_dropped_frames += c->q.len + 1;
+        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
+                                   "send queue overflow: closing", 28);
+        if (b) {
+            mt_conn_log_fields(c, b);
+            mt_json_kv_int(b, "queued_bytes", (int64_t)c->q.bytes);
+            mt_json_kv_int(b, "queued_frames", c->q.len);
+            mt_log_end(&rt->log);
+        }
+        mt_sendq_clear(&c->q);
+        mt_ws_close(rt, c, 1013 /* try again later */, "send queue overflow", 19);
+        return;
+    }
+    mt_sendq_push(&c->q, f);
+    if (c->q.len == 1)
+        lws_callback_on_writable(c->wsi);
+    /* A client that sends faster than it reads fills its own queue: stop
+     * reading from it until the queue drains. */
+    if (!c->rx_paused && c->q.bytes > (size_t)rt->cfg.max_send_queue_bytes / 2) {
+        c->rx_paused = 1;
+        lws_rx_flow_control(c->wsi, 0);
+    }
+}
+
+int mt_ws_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, size_t len)
+{
+    (void)rt;
+    if (c->closing || c->closed)
+        return MT_DECLINED;
+    c->closing = 1;
+    c->close_code = (uint16_t)code;
+    if (len > 123)
+        len = 123;
+    free(c->close_reason);
+    c->close_reason = len ? mt_xstrndup(reason, len) : NULL;
+    lws_callback_on_writable(c->wsi);
+    return MT_OK;
+}
+
+struct close_all {
+    mt_runtime_t *rt;
+    int code;
+    const char *reason;
+};
+
+static void close_one(void *obj, void *ud)
+{
+    struct close_all *ca = ud;
+    mt_ws_close(ca->rt, obj, ca->code, ca->reason, strlen(ca->reason));
+}
+
+void mt_ws_close_all(mt_runtime_t *rt, int code, const char *reason)
+{
+    struct close_all ca = {rt, code, reason};
+    mt_handles_each(&rt->conns, close_one, &ca);
+}
+
+/* Refuses an upgrade before the handshake with an HTTP error response;
+ * returns what CONFIRM_UPGRADE expects after a response was written. */
+static int refuse(mt_runtime_t *rt, struct lws *wsi, int status, const char *error,
+                  const char *endpoint)
+{
+    char rid[MT_REQUEST_ID_MAX + 1];
+    mt_http_request_id(rt, wsi, rid);
+    rt->stats.errors[MT_ERR_CONNECTION_FAILED]++;
+    mt_http_refuse(rt, wsi, status, error, endpoint, rid);
+    return 1;
+}
+
+/* Routes an upgrade by path while it is still HTTP, so a refusal is a
+ * proper HTTP response and no WebSocket ever exists for it. */
+static int on_confirm_upgrade(mt_runtime_t *rt, struct lws *wsi)
+{
+    char path[512];
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
+        return refuse(rt, wsi, 400, "bad_request", "other");
+    char pattern[64];
+    if (!mt_script_match(rt, path, strlen(path), pattern, sizeof pattern))
+        return refuse(rt, wsi, 404, "not_found", "other");
+    if (rt->draining)
+        return refuse(rt, wsi, 503, "draining", pattern);
+    if (mt_runtime_active(rt) >= (uint32_t)rt->cfg.max_connections)
+        return refuse(rt, wsi, 503, "connection_limit", pattern);
+    return 0;
+}
+
+static void on_established(mt_runtime_t *rt, struct lws *wsi, void *user)
+{
+    mt_conn_t *c = mt_conn_new(&rt->conns);
+    *(mt_conn_t **)user = c;
+    c->wsi = wsi;
+    c->opened_at = mt_mono();
+    mt_rand_uuid4(&rt->rand, c->connection_id);
+    mt_rand_uuid4(&rt->rand, c->session_uuid);
+    mt_http_request_id(rt, wsi, c->request_id);
+    mt_http_client_addr(rt, wsi, c->remote_addr);
+    c->user_agent = mt_http_header_dup(wsi, WSI_TOKEN_HTTP_USER_AGENT, 256);
+    rt->stats.connections_total++;
+
+    char path[512] = "", query[512] = "";
+    lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI);
+    lws_hdr_copy(wsi, query, sizeof query, WSI_TOKEN_HTTP_URI_ARGS);
+    char *origin = mt_http_header_dup(wsi, WSI_TOKEN_ORIGIN, 256);
+
+    mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.ws", "WebSocket connected", 19);
+    if (b) {
+        mt_conn_log_fields(c, b);
+        mt_json_kv_cstr(b, "path", path);
+        mt_log_end(&rt->log);
+    }
+    if (mt_script_open(rt, c, path, query, origin) != 0)
+        mt_ws_close(rt, c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", 14);
+    free(origin);
+}
+
+static void dispatch(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t len, int binary)
+{
+    rt->stats.messages[MT_MSG_RECEIVED]++;
+    mt_script_message(rt, c, data, len, binary);
+}
+
+static void on_receive(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c, const char *in,
+                       size_t len)
+{
+    int final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    if (c->closing || c->rx_discard) {
+        if (final)
+            c->rx_discard = 0;
+        return;
+    }
+    size_t total = c->rx.len + len + lws_remaining_packet_payload(wsi);
+    if (total > (size_t)rt->cfg.max_message_bytes) {
+        rt->stats.errors[MT_ERR_MESSAGE_TOO_LARGE]++;
+        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
+                                   "message too large: closing", 26);
+        if (b) {
+            mt_conn_log_fields(c, b);
+            mt_json_kv_int(b, "bytes_at_least", (int64_t)total);
+            mt_json_kv_int(b, "max_message_bytes", rt->cfg.max_message_bytes);
+            mt_log_end(&rt->log);
+        }
+        mt_buf_free(&c->rx);
+        c->rx_discard = !final;
+        mt_ws_close(rt, c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large", 17);
+        return;
+    }
+    int binary = lws_frame_is_binary(wsi);
+    if (final && c->rx.len == 0) {
+        dispatch(rt, c, in, len, binary); /* the common case: no copy */
+        return;
+    }
+    mt_buf_add(&c->rx, in, len);
+    if (!final)
+        return;
+    dispatch(rt, c, c->rx.data, c->rx.len, binary);
+    /* A large one-off message should not pin its buffer for the life of
+     * the connection. */
+    if (c->rx.cap > 64 * 1024)
+        mt_buf_free(&c->rx);
+    else
+        mt_buf_reset(&c->rx);
+}
+
+static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
+{
+    for (int i = 0; i < WRITES_PER_CALLBACK && c->q.len; i++) {
+        mt_frame_t *f = mt_sendq_peek(&c->q);
+        int n = lws_write(wsi, mt_frame_payload(f), f->len,
+                          f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        if (n < (int)f->len)
+            return -1;
+        mt_sendq_pop(&c->q);
+        rt->stats.messages[MT_MSG_SENT]++;
+        if (lws_send_pipe_choked(wsi))
+            break;
+    }
+    if (c->rx_paused && c->q.bytes < low_water(rt)) {
+        c->rx_paused = 0;
+        lws_rx_flow_control(wsi, 1);
+    }
+    if (c->q.len) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (c->closing) {
+        /* Debian's lws (a _DEBUG build) sends no close frame when a
+         * callback returns -1 after lws_close_reason; a synchronous kill
+         * through the timeout path does. */
+        const char *r = c->close_reason ? c->close_reason : "";
+        lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)r,
+                         strlen(r));
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+    }
+    return 0;
+}
+
+static void on_peer_close(mt_conn_t *c, const unsigned char *in, size_t len)
+{
+    if (len >= 2)
+        c->peer_close_code = (uint16_t)((in[0] << 8) | in[1]);
+    else
+        c->peer_close_code = LWS_CLOSE_STATUS_NO_STATUS;
+    if (len > 2 && !c->close_reason)
+        c->close_reason = mt_xstrndup((const char *)in + 2, len - 2 > 123 ? 123 : len - 2);
+}
+
+static void on_closed(mt_runtime_t *rt, mt_conn_t *c, void *user)
+{
+    c->closed = 1;
+    int code = c->peer_close_code ? c->peer_close_code
+               : c->close_code    ? c->close_code
+                                  : LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
+    mt_groups_discard_all(&rt->groups, c, NULL, NULL);
+    mt_script_close(rt, c, code, c->close_reason);
+    mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.ws", "WebSocket disconnected", 22);
+    if (b) {
+        mt_conn_log_fields(c, b);
+        mt_json_kv_int(b, "code", code);
+        mt_json_kv_cstr(b, "initiator", c->peer_close_code ? "client"
+                                         : c->close_code   ? "server"
+                                                           : "network");
+        mt_json_kv_num(b, "duration", mt_mono() - c->opened_at);
+        mt_log_end(&rt->log);
+    }
+    *(mt_conn_t **)user = NULL;
+    mt_conn_free(&rt->conns, c);
+    if (rt->draining && rt->conns.count == 0)
+        mt_runtime_drained(rt);
+}
+
+int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    mt_conn_t *c;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return on_confirm_upgrade(rt, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!user)
+            return -1;
+        on_established(rt, wsi, user);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        if ((c = conn_of(user)))
+            on_receive(rt, wsi, c, in, len);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if ((c = conn_of(user)))
+            return on_writable(rt, wsi, c);
+        return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if ((c = conn_of(user)))
+            on_peer_close(c, in, len);
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if ((c = conn_of(user)))
+            on_closed(rt, c, user);
+        return 0;
+    default:
+        return mt_http_callback(rt, wsi, reason, in, len);
+    }
+}

@@ -1,0 +1,38 @@
+/*
+ * ws.h - the WebSocket side: upgrades, reassembly, dispatch to scripts,
+ * send queues drained on writable callbacks, and closes.
+ *
+ * Upgrades are routed by path while still HTTP (lws 4.1 does not route
+ * WebSockets by path): an unknown path gets 404, a server that is
+ * draining or at max_connections 503, and no WebSocket exists.
+ * Messages are reassembled up to max_message_bytes; past it the
+ * connection is closed with 1009 and the rest is dropped unread.
+ * Writes happen only in the writable callback. A close asked for by a
+ * script or a policy takes effect after the queued frames are written.
+ *
+ * Owns: nothing beyond the connections (conn.h) it creates and frees.
+ */
+#ifndef MT_WS_H
+#define MT_WS_H
+
+#include "conn.h"
+#include "frame.h"
+
+#include <libwebsockets.h>
+
+struct mt_runtime;
+
+/** The one lws protocol callback; HTTP reasons go to http.c. */
+int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len);
+
+/** Queues a shared frame (taking a reference). At the send-queue bound the
+ *  connection is closed with 1013 and counted as send_queue_overflow. */
+void mt_ws_enqueue(struct mt_runtime *rt, mt_conn_t *c, mt_frame_t *f);
+/** Asks for a close once the queue drains. MT_OK, or MT_DECLINED if the
+ *  connection is already closing. reason is copied (at most 123 bytes). */
+int mt_ws_close(struct mt_runtime *rt, mt_conn_t *c, int code, const char *reason, size_t len);
+/** Asks every open connection to close (shutdown). */
+void mt_ws_close_all(struct mt_runtime *rt, int code, const char *reason);
+
+#endif
