@@ -1,0 +1,49 @@
+--- moontide.ffi: the C API, declared once per Lua state.
+--
+-- The core requires this module once at start; a reload never runs it
+-- again (LuaJIT raises on a redefined struct and silently keeps the first
+-- signature of a redefined function). `cdef` must stay identical to the
+-- block between FFI-BEGIN and FFI-END in core/ffi.h: a spec checks it.
+-- Every function is resolved here, so a missing export fails at start,
+-- not at the first call.
+local ffi = require "ffi"
+
+local _M = {}
+
+_M.cdef = [[
+enum {
+    MT_FFI_OK = 0,
+    MT_FFI_ERROR = -1,
+    MT_FFI_AGAIN = -2,
+    MT_FFI_DECLINED = -5
+};
+int mt_conn_send(uint64_t conn, const char *data, size_t len, int binary);
+int mt_conn_close(uint64_t conn, int code, const char *reason, size_t len);
+int mt_group_add(const char *name, size_t len, uint64_t conn);
+int mt_group_discard(const char *name, size_t len, uint64_t conn);
+int mt_group_send(const char *name, size_t len, const char *data, size_t dlen, int binary);
+int mt_group_size(const char *name, size_t len);
+int mt_log_threshold(void);
+void mt_log_write(int level, const char *logger, size_t llen, const char *msg, size_t mlen,
+                  uint64_t conn, const char *fields, size_t flen);
+int mt_count_error(const char *type, size_t len);
+int mt_count_message(const char *type, size_t len);
+double mt_time_now(void);
+double mt_time_monotonic(void);
+double mt_timer_start(double delay, double repeat);
+int mt_timer_stop(uint64_t timer);
+]]
+
+ffi.cdef(_M.cdef)
+
+_M.C = ffi.C
+
+-- Resolve every declared function now.
+for name in _M.cdef:gmatch("[%w_]+%s+%*?(mt_[%w_]+)%s*%(") do
+    local ok, err = pcall(function() return ffi.C[name] end)
+    if not ok then
+        error("moontide.ffi: " .. name .. " is not exported by the core: " .. tostring(err))
+    end
+end
+
+return _M

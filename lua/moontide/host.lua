@@ -1,0 +1,189 @@
+--- moontide.host: the dispatcher between the core and the handlers.
+--
+-- The core calls start() once, then match/open/message/close/timer for
+-- events, each under lua_pcall: an error raised here or in a handler is
+-- logged by the core with its traceback and counted as handler_error.
+-- The host owns every connection object and its `state` table, so
+-- handler modules keep no per-connection state of their own.
+--
+-- Routes come from the `routes` module in the scripts directory: a list
+-- of { path = "/ws/chat/{room}/", handler = "handlers.chat" }. A `{name}`
+-- segment matches unreserved URL characters ([%w_.~-]+) and is passed to
+-- the handler in conn.params.name. A handler module returns a table with
+-- any of on_open(conn, request), on_message(conn, data, is_binary) and
+-- on_close(conn, code, reason).
+local moontide = require "moontide"
+
+local type, error, pairs, ipairs, require = type, error, pairs, ipairs, require
+local package_loaded = package.loaded
+
+local _M = {}
+
+local routes = {}  -- compiled route table, in declaration order
+local conns = {}   -- handle -> connection object
+local generation = 0
+
+local PARAM_CHARS = "[%w_%.~%-]+"
+
+local function compile(path)
+    if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+        error("route path must be a string starting with /", 0)
+    end
+    local names = {}
+    local pattern = path:gsub("([%^%$%(%)%%%.%[%]%*%+%-%?])", "%%%1")
+    pattern = pattern:gsub("{([%w_]+)}", function(name)
+        names[#names + 1] = name
+        return "(" .. PARAM_CHARS .. ")"
+    end)
+    return "^" .. pattern .. "$", names
+end
+
+local function load_handler(name)
+    package_loaded[name] = nil
+    local mod = require(name)
+    if type(mod) ~= "table" then
+        error("handler " .. name .. " must return a table of event functions", 0)
+    end
+    for _, event in ipairs({ "on_open", "on_message", "on_close" }) do
+        if mod[event] ~= nil and type(mod[event]) ~= "function" then
+            error("handler " .. name .. ": " .. event .. " must be a function", 0)
+        end
+    end
+    return mod
+end
+
+--- Loads the route table and every handler it names; returns them
+-- compiled, or raises with the offending file in the message.
+local function load_routes()
+    package_loaded.routes = nil
+    local spec = require("routes")
+    if type(spec) ~= "table" then
+        error("routes.lua must return a list of routes", 0)
+    end
+    local compiled = {}
+    for i, r in ipairs(spec) do
+        if type(r) ~= "table" or type(r.handler) ~= "string" then
+            error("route " .. i .. " needs path and handler", 0)
+        end
+        local pattern, names = compile(r.path)
+        compiled[#compiled + 1] = {
+            path = r.path,
+            pattern = pattern,
+            names = names,
+            handler_name = r.handler,
+            handler = load_handler(r.handler),
+        }
+    end
+    return compiled
+end
+
+--- Binds the library to its backend and loads the scripts. Returns the
+-- script generation (1). opts.backend defaults to the FFI core.
+function _M.start(opts)
+    opts = opts or {}
+    moontide._bind(opts.backend or require("moontide.core"))
+    moontide._reset_timers()
+    conns = {}
+    routes = load_routes()
+    generation = generation + 1
+    return generation
+end
+
+local function find(path)
+    for _, r in ipairs(routes) do
+        local caps = { path:match(r.pattern) }
+        if caps[1] ~= nil or path:match(r.pattern) then
+            local params = {}
+            for i, name in ipairs(r.names) do
+                params[name] = caps[i]
+            end
+            return r, params
+        end
+    end
+end
+
+--- The route pattern a path matches, or nil.
+function _M.match(path)
+    local r = find(path)
+    return r and r.path or nil
+end
+
+--- A connection was established: make its object, run on_open.
+function _M.open(handle, path, query, info)
+    local r, params = find(path)
+    if not r then
+        error("no route for " .. path .. " (routes changed during the handshake)", 0)
+    end
+    local conn = moontide._connection(handle, {
+        id = info.connection_id,
+        session_uuid = info.session_uuid,
+        request_id = info.request_id,
+        remote_addr = info.remote_addr,
+        user_agent = info.user_agent,
+        path = path,
+        query = query,
+        params = params,
+        route = r.path,
+    })
+    conn._route = r
+    conns[handle] = conn
+    local on_open = r.handler.on_open
+    if on_open then
+        on_open(conn, {
+            path = path,
+            query = query,
+            params = params,
+            origin = info.origin,
+            remote_addr = info.remote_addr,
+            user_agent = info.user_agent,
+            request_id = info.request_id,
+        })
+    end
+end
+
+--- One complete message arrived.
+function _M.message(handle, data, binary)
+    local conn = conns[handle]
+    if not conn then
+        return
+    end
+    local f = conn._route.handler.on_message
+    if f then
+        f(conn, data, binary)
+    end
+end
+
+--- The connection closed; its object is dropped after on_close.
+function _M.close(handle, code, reason)
+    local conn = conns[handle]
+    if not conn then
+        return
+    end
+    conns[handle] = nil
+    conn.closed = true
+    local f = conn._route.handler.on_close
+    if f then
+        f(conn, code, reason)
+    end
+end
+
+--- A timer fired.
+function _M.timer(id)
+    moontide._fire(id)
+end
+
+--- The connection object for a handle (tests and tools).
+function _M.connection(handle)
+    return conns[handle]
+end
+
+--- Every open connection object (tests and tools).
+function _M.connections()
+    local list = {}
+    for _, c in pairs(conns) do
+        list[#list + 1] = c
+    end
+    return list
+end
+
+return _M

@@ -1,0 +1,386 @@
+--- moontide.testing: run handlers in-process, without a server, for specs.
+--
+--   local testing = require "moontide.testing"
+--   local rt = testing.new()                        -- routes.lua + handlers
+--   local alice = assert(rt:connect("/ws/chat/lobby/"))
+--   local bob = rt:connect("/ws/chat/lobby/")
+--   alice:send_json({ type = "message", text = "hi" })
+--   assert.same("hi", bob:receive().text)           -- next frame, decoded
+--   assert.is_nil(bob:receive())                    -- nothing more queued
+--   rt:advance(30)                                  -- fire timers due in 30 s
+--   alice:close(1000)                               -- runs on_close
+--
+-- Events run synchronously, with the real dispatcher (moontide.host) and
+-- library: only the core beneath them is a fake that records frames, group
+-- memberships, closes, counters and log lines. As on the server, an error
+-- in a handler does not propagate: it lands in rt.errors (and a failed
+-- on_open closes the connection with 1011); rt:assert_no_errors() checks.
+-- One runtime is active at a time (new() rebinds the library).
+local cjson = require "cjson.safe"
+
+local host = require "moontide.host"
+
+local setmetatable, pairs, ipairs, type, error = setmetatable, pairs, ipairs, type, error
+local table_remove, table_sort = table.remove, table.sort
+local traceback = debug.traceback
+
+local OK, ERROR, DECLINED = 0, -1, -5
+
+local _M = {}
+
+local Runtime = {}
+Runtime.__index = Runtime
+
+local Client = {}
+Client.__index = Client
+
+local function valid_close_code(code)
+    return (code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1014)
+        or (code >= 3000 and code <= 4999)
+end
+
+-- The fake core: the same functions moontide.core offers.
+local function new_backend(rt)
+    local b = {}
+
+    function b.send(handle, data, binary)
+        local c = rt.clients[handle]
+        if not c or c.closing then
+            return DECLINED
+        end
+        c.inbox[#c.inbox + 1] = { data = data, binary = binary or false }
+        rt.counters.messages.sent = rt.counters.messages.sent + 1
+        return OK
+    end
+
+    function b.close(handle, code, reason)
+        if not valid_close_code(code) or #reason > 123 then
+            return ERROR
+        end
+        local c = rt.clients[handle]
+        if not c or c.closing then
+            return DECLINED
+        end
+        c.closing = true
+        rt:_closed(c, code, reason, "server")
+        return OK
+    end
+
+    function b.group_add(name, handle)
+        local c = rt.clients[handle]
+        if not c or c.closing then
+            return DECLINED
+        end
+        local g = rt.groups[name] or {}
+        rt.groups[name] = g
+        g[handle] = true
+        return OK
+    end
+
+    function b.group_discard(name, handle)
+        local g = rt.groups[name]
+        if not g or not g[handle] then
+            return DECLINED
+        end
+        g[handle] = nil
+        if next(g) == nil then
+            rt.groups[name] = nil
+        end
+        return OK
+    end
+
+    function b.group_send(name, data, binary)
+        rt.counters.messages.broadcast = rt.counters.messages.broadcast + 1
+        local g = rt.groups[name]
+        if not g then
+            return 0
+        end
+        local n = 0
+        for handle in pairs(g) do
+            if b.send(handle, data, binary) == OK then
+                n = n + 1
+            end
+        end
+        return n
+    end
+
+    function b.group_size(name)
+        local n = 0
+        for _ in pairs(rt.groups[name] or {}) do
+            n = n + 1
+        end
+        return n
+    end
+
+    function b.log_threshold()
+        return rt.log_threshold
+    end
+
+    function b.log_write(level, logger, msg, handle, fields)
+        local line = fields and cjson.decode(fields) or {}
+        line.level, line.logger, line.message = level, logger, msg
+        if handle and rt.clients[handle] then
+            line.connection_id = rt.clients[handle].conn.id
+        end
+        rt.logs[#rt.logs + 1] = line
+    end
+
+    local ERROR_TYPES = {
+        connection_failed = true, json_decode_error = true, handler_error = true,
+        message_too_large = true, send_queue_overflow = true, redis_unavailable = true,
+        rate_limited = true,
+    }
+
+    function b.count_error(kind)
+        if not ERROR_TYPES[kind] then
+            return ERROR
+        end
+        rt.counters.errors[kind] = (rt.counters.errors[kind] or 0) + 1
+        return OK
+    end
+
+    function b.count_message(kind)
+        if rt.counters.messages[kind] == nil then
+            return ERROR
+        end
+        rt.counters.messages[kind] = rt.counters.messages[kind] + 1
+        return OK
+    end
+
+    function b.now()
+        return rt.clock
+    end
+
+    function b.monotonic()
+        return rt.clock
+    end
+
+    function b.timer_start(delay, rep)
+        rt.next_timer = rt.next_timer + 1
+        rt.timers[rt.next_timer] = { due = rt.clock + delay, every = rep, seq = rt.next_timer }
+        return rt.next_timer
+    end
+
+    function b.timer_stop(id)
+        if not rt.timers[id] then
+            return DECLINED
+        end
+        rt.timers[id] = nil
+        return OK
+    end
+
+    return b
+end
+
+--- Creates a runtime and loads the scripts (routes.lua and its handlers)
+-- from package.path. opts.log_level: threshold for rt.logs (default 10,
+-- DEBUG). opts.clock: the starting time (default 1700000000).
+function _M.new(opts)
+    opts = opts or {}
+    local rt = setmetatable({
+        clients = {},  -- handle -> Client
+        groups = {},   -- name -> set of handles
+        logs = {},
+        errors = {},
+        timers = {},
+        next_timer = 0,
+        next_handle = 0,
+        clock = opts.clock or 1700000000,
+        log_threshold = opts.log_level or 10,
+        counters = {
+            messages = { received = 0, sent = 0, heartbeat = 0, broadcast = 0 },
+            errors = {},
+            connections_total = 0,
+        },
+    }, Runtime)
+    host.start({ backend = new_backend(rt) })
+    return rt
+end
+
+-- Runs a host event as the core does: errors are recorded, not raised.
+function Runtime:_call(event, client, f, ...)
+    local ok, err = xpcall(f, traceback, ...)
+    if not ok then
+        self.errors[#self.errors + 1] = { event = event, error = err,
+            connection_id = client and client.conn and client.conn.id }
+        self.counters.errors.handler_error = (self.counters.errors.handler_error or 0) + 1
+    end
+    return ok
+end
+
+function Runtime:_closed(c, code, reason, initiator)
+    c.close_code, c.close_reason, c.close_initiator = code, reason, initiator
+    -- as in the core, the close event runs after the current one
+    self.pending_closes = self.pending_closes or {}
+    self.pending_closes[#self.pending_closes + 1] = c
+    if not self.in_event then
+        self:_flush_closes()
+    end
+end
+
+function Runtime:_flush_closes()
+    local list = self.pending_closes or {}
+    self.pending_closes = {}
+    for _, c in ipairs(list) do
+        if not c.closed then
+            c.closed = true
+            for name, g in pairs(self.groups) do
+                g[c.handle] = nil
+                if next(g) == nil then
+                    self.groups[name] = nil
+                end
+            end
+            self:_call("on_close", c, host.close, c.handle, c.close_code, c.close_reason)
+            self.clients[c.handle] = nil
+        end
+    end
+end
+
+function Runtime:_event(event, client, f, ...)
+    self.in_event = true
+    local ok = self:_call(event, client, f, ...)
+    self.in_event = false
+    self:_flush_closes()
+    return ok
+end
+
+--- Opens a connection to path. Returns the client, or nil and "not_found"
+-- when no route matches. info may set remote_addr, user_agent, origin,
+-- request_id, query.
+function Runtime:connect(path, info)
+    info = info or {}
+    if not host.match(path) then
+        self.counters.errors.connection_failed = (self.counters.errors.connection_failed or 0) + 1
+        return nil, "not_found"
+    end
+    self.next_handle = self.next_handle + 1
+    local handle = self.next_handle
+    local c = setmetatable({ rt = self, handle = handle, inbox = {}, closed = false }, Client)
+    self.clients[handle] = c
+    self.counters.connections_total = self.counters.connections_total + 1
+    local id = ("00000000-0000-4000-8000-%012d"):format(handle)
+    local ok = self:_event("on_open", c, host.open, handle, path, info.query or "", {
+        connection_id = id,
+        session_uuid = ("11111111-0000-4000-8000-%012d"):format(handle),
+        request_id = info.request_id or id,
+        remote_addr = info.remote_addr or "127.0.0.1",
+        user_agent = info.user_agent or "moontide.testing",
+        origin = info.origin,
+    })
+    c.conn = host.connection(handle)
+    if not ok and not c.closing then
+        c.closing = true
+        self:_closed(c, 1011, "internal error", "server")
+    end
+    return c
+end
+
+--- Advances the fake clock, firing due timers in order of due time.
+function Runtime:advance(seconds)
+    local target = self.clock + seconds
+    while true do
+        local due = {}
+        for id, t in pairs(self.timers) do
+            if t.due <= target then
+                due[#due + 1] = { id = id, t = t }
+            end
+        end
+        if #due == 0 then
+            break
+        end
+        table_sort(due, function(a, b)
+            if a.t.due ~= b.t.due then
+                return a.t.due < b.t.due
+            end
+            return a.t.seq < b.t.seq
+        end)
+        local first = due[1]
+        self.clock = first.t.due
+        if first.t.every > 0 then
+            first.t.due = first.t.due + first.t.every
+        else
+            self.timers[first.id] = nil
+        end
+        self:_event("timer", nil, host.timer, first.id)
+    end
+    self.clock = target
+end
+
+--- Members (client objects) of a group.
+function Runtime:members(group)
+    local list = {}
+    for handle in pairs(self.groups[group] or {}) do
+        list[#list + 1] = self.clients[handle]
+    end
+    return list
+end
+
+--- Raises with every recorded handler error, if there is any.
+function Runtime:assert_no_errors()
+    if #self.errors > 0 then
+        local parts = {}
+        for i, e in ipairs(self.errors) do
+            parts[i] = e.event .. ": " .. e.error
+        end
+        error("handler errors:\n" .. table.concat(parts, "\n"), 2)
+    end
+end
+
+--- Sends a text (or binary) message to the handler, as a client would.
+function Client:send(data, binary)
+    if self.closed or self.closing then
+        return nil, "closed"
+    end
+    if type(data) ~= "string" then
+        error('bad "data" argument: expected a string', 2)
+    end
+    self.rt.counters.messages.received = self.rt.counters.messages.received + 1
+    self.rt:_event("on_message", self, host.message, self.handle, data, binary or false)
+    return true
+end
+
+--- Sends a table as JSON text.
+function Client:send_json(tbl)
+    return self:send(assert(cjson.encode(tbl)))
+end
+
+--- The oldest frame sent to this client, decoded from JSON (raw text if it
+-- is not JSON), and removed from the inbox; nil when there is none.
+function Client:receive()
+    local f = table_remove(self.inbox, 1)
+    if not f then
+        return nil
+    end
+    local v = cjson.decode(f.data)
+    if v == nil then
+        return f.data
+    end
+    return v
+end
+
+--- The oldest frame as sent (string), removed from the inbox.
+function Client:receive_raw()
+    local f = table_remove(self.inbox, 1)
+    return f and f.data
+end
+
+--- Every frame not yet received, decoded; empties the inbox.
+function Client:drain()
+    local list = {}
+    while #self.inbox > 0 do
+        list[#list + 1] = self:receive()
+    end
+    return list
+end
+
+--- Closes from the client side (default 1000); runs on_close.
+function Client:close(code, reason)
+    if self.closed or self.closing then
+        return nil, "closed"
+    end
+    self.closing = true
+    self.rt:_closed(self, code or 1000, reason or "", "client")
+    return true
+end
+
+return _M
