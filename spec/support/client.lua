@@ -1,0 +1,109 @@
+--- spec.support.client: real HTTP and WebSocket clients (lua-http).
+--
+--   local client = require "spec.support.client"
+--   local res = client.http(srv:url("/healthz"), { method = "GET", headers = {...} })
+--   res.status, res.headers["x-request-id"], res.body, res.json
+--   local ws = assert(client.ws(srv:ws_url("/ws/chat/lobby/")))
+--   ws:send_json({ type = "heartbeat" }); ws:receive_json() -> table
+--   ws:expect_close() -> code, reason
+local cjson = require "cjson.safe"
+local request = require "http.request"
+local websocket = require "http.websocket"
+
+local _M = {}
+
+_M.TIMEOUT = 5
+
+--- Makes one HTTP request. Returns { status, headers, body, json }.
+function _M.http(url, opts)
+    opts = opts or {}
+    local req = request.new_from_uri(url)
+    req.headers:upsert(":method", opts.method or "GET")
+    for k, v in pairs(opts.headers or {}) do
+        req.headers:upsert(k, v)
+    end
+    if opts.body then
+        req:set_body(opts.body)
+    end
+    local headers, stream = req:go(opts.timeout or _M.TIMEOUT)
+    if not headers then
+        error("HTTP request to " .. url .. " failed: " .. tostring(stream), 2)
+    end
+    local res = { status = tonumber(headers:get(":status")), headers = {} }
+    for k, v in headers:each() do
+        res.headers[k] = v
+    end
+    if (opts.method or "GET") ~= "HEAD" then
+        res.body = stream:get_body_as_string(opts.timeout or _M.TIMEOUT) or ""
+    end
+    stream:shutdown()
+    res.json = res.body and cjson.decode(res.body) or nil
+    return res
+end
+
+local WS = {}
+WS.__index = WS
+
+--- Opens a WebSocket. Returns the client, or nil and the error (e.g.
+-- "status code not 101").
+function _M.ws(url, headers)
+    local ws = websocket.new_from_uri(url)
+    for k, v in pairs(headers or {}) do
+        ws.request.headers:upsert(k, v)
+    end
+    local ok, err = ws:connect(_M.TIMEOUT)
+    if not ok then
+        return nil, err
+    end
+    return setmetatable({ ws = ws }, WS)
+end
+
+function WS:send(text)
+    return self.ws:send(text)
+end
+
+function WS:send_json(tbl)
+    return self.ws:send(assert(cjson.encode(tbl)))
+end
+
+--- The next text message, or nil, err, code (a close gives its code).
+function WS:receive(timeout)
+    return self.ws:receive(timeout or _M.TIMEOUT)
+end
+
+--- The next message decoded as JSON; raises if none comes.
+function WS:receive_json(timeout)
+    local data, err, code = self:receive(timeout)
+    if not data then
+        error("no message: " .. tostring(err) .. " " .. tostring(code), 2)
+    end
+    return cjson.decode(data)
+end
+
+--- Asserts that nothing arrives within timeout seconds.
+function WS:nothing(timeout)
+    local data = self.ws:receive(timeout or 0.3)
+    return data == nil
+end
+
+--- Waits for the server's close; returns the code and reason. Messages
+-- that arrive first are skipped.
+function WS:expect_close(timeout)
+    local deadline = os.time() + (timeout or _M.TIMEOUT)
+    while os.time() <= deadline do
+        local data, reason, code = self.ws:receive(timeout or _M.TIMEOUT)
+        if not data then
+            if type(code) ~= "number" or code < 1000 then -- an errno, not a close
+                error("no close from the server: " .. tostring(reason), 2)
+            end
+            return code, reason
+        end
+    end
+    error("the server did not close the connection", 2)
+end
+
+function WS:close(code, reason)
+    return self.ws:close(code or 1000, reason or "", 2)
+end
+
+return _M

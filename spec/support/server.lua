@@ -1,0 +1,245 @@
+--- spec.support.server: start the real moontide binary for a spec.
+--
+--   local server = require "spec.support.server"
+--   local srv = server.start({ config = { max_message_bytes = 1024 },
+--                              files = { ["handlers/x.lua"] = "return {}" } })
+--   srv.port, srv.url("/healthz"), srv.ws_url("/ws/chat/lobby/")
+--   srv:logs()        -- every log line, parsed (raises if one is not JSON)
+--   srv:wait_log(function(line) return line.message == "..." end)
+--   srv:stop()        -- SIGTERM, wait for the exit; returns the exit status
+--
+-- Each server gets a temporary directory holding a copy of lua/ (plus
+-- `files`, written over it), a generated config and its log. It listens
+-- on 127.0.0.1 at a port the kernel picks (port 0): the port is read from
+-- the "listening" log line, so specs never race for ports. Processes are
+-- ended by PID only.
+local cjson = require "cjson.safe"
+local signal = require "posix.signal"
+local unistd = require "posix.unistd"
+local wait = require "posix.sys.wait"
+local ptime = require "posix.time"
+local fcntl = require "posix.fcntl"
+
+local _M = {}
+
+_M.ROOT = os.getenv("MOONTIDE_ROOT") or "."
+_M.BINARY = os.getenv("MOONTIDE_BINARY") or (_M.ROOT .. "/build/moontide")
+
+local Server = {}
+Server.__index = Server
+
+--- Sleeps for a short poll interval (polling with a deadline, not as
+-- synchronisation).
+function _M.nap(seconds)
+    local s = math.floor(seconds)
+    ptime.nanosleep({ tv_sec = s, tv_nsec = math.floor((seconds - s) * 1e9) })
+end
+
+--- Polls fn until it returns a truthy value or timeout seconds pass.
+-- Returns fn's values, or raises with what (a description) on timeout.
+function _M.eventually(fn, timeout, what)
+    local deadline = os.time() + (timeout or 10)
+    while true do
+        local v = { fn() }
+        if v[1] then
+            return unpack(v, 1, table.maxn(v))
+        end
+        if os.time() > deadline then
+            error("timed out waiting for " .. (what or "a condition"), 2)
+        end
+        _M.nap(0.02)
+    end
+end
+
+local function sh(cmd)
+    local ok = os.execute(cmd)
+    if ok ~= true and ok ~= 0 then
+        error("command failed: " .. cmd)
+    end
+end
+
+local function write_file(path, text)
+    local dir = path:match("^(.*)/[^/]+$")
+    if dir then
+        sh("mkdir -p '" .. dir .. "'")
+    end
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+end
+
+local function lua_literal(v)
+    if type(v) == "string" then
+        return ("%q"):format(v)
+    elseif type(v) == "table" then
+        local parts = {}
+        for _, x in ipairs(v) do
+            parts[#parts + 1] = lua_literal(x)
+        end
+        return "{" .. table.concat(parts, ", ") .. "}"
+    end
+    return tostring(v)
+end
+
+--- Starts a server. opts: config (table of settings), files (path under
+-- the scripts directory -> content), env (name -> value), args (extra
+-- argv), wait (false: do not wait for "listening").
+function _M.start(opts)
+    opts = opts or {}
+    local dir = assert(io.popen("mktemp -d /tmp/moontide-spec-XXXXXX")):read("*l")
+    sh("cp -r '" .. _M.ROOT .. "/lua' '" .. dir .. "/lua'")
+    for path, text in pairs(opts.files or {}) do
+        write_file(dir .. "/lua/" .. path, text)
+    end
+    local settings = {
+        host = "127.0.0.1", port = 0, scripts = dir .. "/lua", log_level = "DEBUG",
+    }
+    for k, v in pairs(opts.config or {}) do
+        settings[k] = v
+    end
+    local lines = { "return {" }
+    for k, v in pairs(settings) do
+        lines[#lines + 1] = ("  %s = %s,"):format(k, lua_literal(v))
+    end
+    lines[#lines + 1] = "}"
+    write_file(dir .. "/moontide.lua", table.concat(lines, "\n"))
+
+    local self = setmetatable({ dir = dir, log_path = dir .. "/moontide.log" }, Server)
+    local argv = { "--config", dir .. "/moontide.lua" }
+    for _, a in ipairs(opts.args or {}) do
+        argv[#argv + 1] = a
+    end
+    local pid = assert(unistd.fork())
+    if pid == 0 then
+        local fd = fcntl.open(self.log_path, fcntl.O_WRONLY + fcntl.O_CREAT + fcntl.O_TRUNC, 420)
+        unistd.dup2(fd, 1)
+        unistd.dup2(fd, 2)
+        for name, value in pairs(opts.env or {}) do
+            require("posix.stdlib").setenv(name, value)
+        end
+        unistd.execp(_M.BINARY, argv)
+        unistd._exit(127)
+    end
+    self.pid = pid
+    if opts.wait ~= false then
+        local line = self:wait_log(function(l) return l.message == "listening" end, 10)
+        self.port = line.port
+    end
+    return self
+end
+
+--- The raw text of the log so far.
+function Server:log_text()
+    local f = io.open(self.log_path)
+    if not f then
+        return ""
+    end
+    local text = f:read("*a")
+    f:close()
+    return text
+end
+
+--- Every complete log line, decoded. Raises if any line is not JSON.
+function Server:logs()
+    local list = {}
+    for line in self:log_text():gmatch("([^\n]*)\n") do
+        local v, err = cjson.decode(line)
+        if type(v) ~= "table" then
+            error("log line is not a JSON object (" .. tostring(err) .. "): " .. line, 2)
+        end
+        list[#list + 1] = v
+    end
+    return list
+end
+
+--- Waits for a log line pred accepts; returns it.
+function Server:wait_log(pred, timeout)
+    return _M.eventually(function()
+        for _, l in ipairs(self:logs()) do
+            if pred(l) then
+                return l
+            end
+        end
+        local done = self:exited()
+        if done then
+            error("server exited (" .. tostring(self.status) .. ") before the log line came:\n"
+                .. self:log_text(), 0)
+        end
+    end, timeout or 10, "a log line")
+end
+
+--- Log lines at ERROR or CRITICAL.
+function Server:error_lines()
+    local list = {}
+    for _, l in ipairs(self:logs()) do
+        if l.level == "ERROR" or l.level == "CRITICAL" then
+            list[#list + 1] = l
+        end
+    end
+    return list
+end
+
+function Server:url(path)
+    return ("http://127.0.0.1:%d%s"):format(self.port, path or "/")
+end
+
+function Server:ws_url(path)
+    return ("ws://127.0.0.1:%d%s"):format(self.port, path or "/")
+end
+
+--- Sends a signal to the server process.
+function Server:kill(sig)
+    if not self.status then
+        signal.kill(self.pid, sig or signal.SIGTERM)
+    end
+end
+
+--- True once the process has exited (reaps it; sets self.status).
+function Server:exited()
+    if self.status then
+        return true
+    end
+    local pid, how, code = wait.wait(self.pid, wait.WNOHANG)
+    if pid == self.pid then
+        self.status = how == "exited" and code or ("killed by signal " .. tostring(code))
+        return true
+    end
+    return false
+end
+
+--- Waits up to timeout seconds for the exit; returns the status or nil.
+function Server:wait_exit(timeout)
+    local ok = pcall(_M.eventually, function() return self:exited() end, timeout or 10, "exit")
+    return ok and self.status or nil
+end
+
+--- Stops the server (SIGTERM; SIGKILL if it has not exited in timeout
+-- seconds) and returns its exit status. Removes its directory unless
+-- MOONTIDE_KEEP is set.
+function Server:stop(timeout)
+    if not self.status then
+        self:kill(signal.SIGTERM)
+        if not self:wait_exit(timeout or 15) then
+            signal.kill(self.pid, signal.SIGKILL)
+            self:wait_exit(5)
+        end
+    end
+    if not os.getenv("MOONTIDE_KEEP") and self.dir then
+        sh("rm -rf '" .. self.dir .. "'")
+        self.dir = nil
+    end
+    return self.status
+end
+
+--- Bytes of resident memory (for sanity checks, never timing).
+function Server:rss_kb()
+    local f = io.open("/proc/" .. self.pid .. "/status")
+    if not f then
+        return nil
+    end
+    local text = f:read("*a")
+    f:close()
+    return tonumber(text:match("VmRSS:%s*(%d+)"))
+end
+
+return _M
