@@ -54,6 +54,10 @@ static const cfg_desc_t descs[] = {
     {"log_level", CFG_LEVEL, F(log_level), 0, 0, "DEBUG, INFO, WARNING, ERROR or CRITICAL"},
     {"scripts", CFG_STR, F(scripts), 0, 0, "a directory of Lua scripts"},
     {"redis_url", CFG_OPTSTR, F(redis_url), 0, 0, "redis://[:password@]host:port[/db]"},
+    {"metrics_max_series", CFG_INT, F(metrics_max_series), 100, 10000000,
+     "an integer from 100 to 10000000"},
+    {"metrics_max_series_per_family", CFG_INT, F(metrics_max_series_per_family), 10, 10000000,
+     "an integer from 10 to 10000000"},
     {"trusted_proxies", CFG_CIDRS, F(trusted_proxies), 0, 0,
      "a list of IP addresses or CIDR blocks (comma-separated in the environment)"},
 };
@@ -73,6 +77,8 @@ void mt_config_init(mt_config_t *cfg)
     cfg->max_send_queue_bytes = 4 << 20;
     cfg->log_level = MT_LOG_INFO;
     cfg->scripts = mt_xstrdup("lua");
+    cfg->metrics_max_series = 20000;
+    cfg->metrics_max_series_per_family = 2000;
 }
 
 void mt_config_free(mt_config_t *cfg)

@@ -35,6 +35,8 @@ typedef struct mt_config {
     char *scripts;
     char *redis_url; /* NULL: in-memory channel layer */
     mt_cidr_set_t trusted_proxies;
+    int metrics_max_series;            /* series budget, all families */
+    int metrics_max_series_per_family; /* series budget, one family */
 } mt_config_t;
 
 /* mt_config_load results besides 0 and errors. */

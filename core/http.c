@@ -23,7 +23,12 @@ typedef struct mt_http_txn {
     char endpoint[64];
     char request_id[MT_REQUEST_ID_MAX + 1];
     const char *allow; /* Allow header for 405 */
+    const char *content_type;
 } mt_http_txn_t;
+
+#define CT_JSON "application/json"
+#define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
+#define CT_OPENMETRICS "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 static const struct {
     enum lws_token_indexes tok;
@@ -97,6 +102,8 @@ void mt_http_client_addr(mt_runtime_t *rt, struct lws *wsi, char out[MT_ADDR_MAX
 static void access_log(mt_runtime_t *rt, struct lws *wsi, const char *method, const char *path,
                        const char *endpoint, int status, double t0, const char *request_id)
 {
+    double took = mt_mono() - t0;
+    mt_instruments_http(rt, method, endpoint, status, took);
     int level = status >= 500 ? MT_LOG_WARNING : MT_LOG_INFO;
     mt_buf_t *b = mt_log_begin(&rt->log, level, "moontide.http", "request", 7);
     if (!b)
@@ -109,7 +116,7 @@ static void access_log(mt_runtime_t *rt, struct lws *wsi, const char *method, co
     mt_json_kv_cstr(b, "path", path);
     mt_json_kv_cstr(b, "endpoint", endpoint);
     mt_json_kv_int(b, "status", status);
-    mt_json_kv_num(b, "duration", mt_mono() - t0);
+    mt_json_kv_num(b, "duration", took);
     mt_json_kv_cstr(b, "remote_addr", addr);
     if (ua)
         mt_json_kv_cstr(b, "user_agent", ua);
@@ -127,13 +134,12 @@ static void error_body(mt_buf_t *b, const char *error, int status)
 }
 
 /* Writes status line and headers; 0, or -1 if lws refused them. */
-static int write_headers(struct lws *wsi, int status, size_t body_len, const char *request_id,
-                         const char *allow, int close_after)
+static int write_headers(struct lws *wsi, int status, const char *content_type, size_t body_len,
+                         const char *request_id, const char *allow, int close_after)
 {
     unsigned char buf[LWS_PRE + 1024];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
-    if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", body_len, &p,
-                                    end))
+    if (lws_add_http_common_headers(wsi, (unsigned)status, content_type, body_len, &p, end))
         return -1;
     if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-request-id:",
                                     (const unsigned char *)request_id, (int)strlen(request_id),
@@ -253,12 +259,24 @@ static void body_status(mt_runtime_t *rt, mt_buf_t *b)
     mt_buf_add(b, "}}", 2);
 }
 
-/* Fills txn's status and body for method mi on path. */
-static void route(mt_runtime_t *rt, mt_http_txn_t *txn, int mi, const char *path)
+/* The exposition, in OpenMetrics when the scraper asks for it. */
+static void body_metrics(mt_runtime_t *rt, mt_http_txn_t *txn, struct lws *wsi)
 {
-    static const char *const endpoints[] = {"/healthz", "/readyz", "/status"};
+    char *accept = mt_http_header_dup(wsi, WSI_TOKEN_HTTP_ACCEPT, 1024);
+    int om = accept && strstr(accept, "application/openmetrics-text") != NULL;
+    free(accept);
+    txn->content_type = om ? CT_OPENMETRICS : CT_PROM;
+    mt_instruments_render(rt, &txn->body, om);
+}
+
+/* Fills txn's status and body for method mi on path. */
+static void route(mt_runtime_t *rt, mt_http_txn_t *txn, int mi, const char *path,
+                  struct lws *wsi)
+{
+    static const char *const endpoints[] = {"/healthz", "/readyz", "/status", "/metrics"};
     int which = -1;
-    for (int i = 0; i < 3; i++)
+    txn->content_type = CT_JSON;
+    for (int i = 0; i < 4; i++)
         if (strcmp(path, endpoints[i]) == 0)
             which = i;
     if (which < 0) {
@@ -286,8 +304,10 @@ static void route(mt_runtime_t *rt, mt_http_txn_t *txn, int mi, const char *path
         body_healthz(rt, &txn->body);
     else if (which == 1)
         txn->status = body_readyz(rt, &txn->body);
-    else
+    else if (which == 2)
         body_status(rt, &txn->body);
+    else
+        body_metrics(rt, txn, wsi);
 }
 
 static void txn_free(mt_http_txn_t *txn)
@@ -319,8 +339,8 @@ static int finish(mt_runtime_t *rt, struct lws *wsi, mt_http_txn_t **slot)
 static int respond(mt_runtime_t *rt, struct lws *wsi, mt_http_txn_t **slot)
 {
     mt_http_txn_t *txn = *slot;
-    if (write_headers(wsi, txn->status, txn->body.len, txn->request_id, txn->allow,
-                      txn->close_after) != 0) {
+    if (write_headers(wsi, txn->status, txn->content_type, txn->body.len, txn->request_id,
+                      txn->allow, txn->close_after) != 0) {
         txn_free(txn);
         *slot = NULL;
         return -1;
@@ -346,7 +366,7 @@ int mt_http_callback(mt_runtime_t *rt, struct lws *wsi, enum lws_callback_reason
         txn->method = mi >= 0 ? methods[mi].name : "OTHER";
         txn->head = mi >= 0 && strcmp(methods[mi].name, "HEAD") == 0;
         mt_http_request_id(rt, wsi, txn->request_id);
-        route(rt, txn, mi, in ? (const char *)in : "/");
+        route(rt, txn, mi, in ? (const char *)in : "/", wsi);
         if (mi >= 0 && methods[mi].has_body) {
             /* Read (and drop) the body before answering, so keep-alive
              * does not parse it as the next request; too large: close. */

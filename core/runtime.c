@@ -135,6 +135,8 @@ static void finish(mt_runtime_t *rt, const char *why)
         return;
     rt->finishing = 1;
     double took = rt->draining ? mt_mono() - rt->drain_started : 0;
+    if (rt->draining)
+        mt_metric_set(rt->ins.shutdown, took);
     mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.runtime", "shutdown", 8);
     if (b) {
         mt_json_kv_cstr(b, "reason", why);
@@ -148,6 +150,7 @@ static void finish(mt_runtime_t *rt, const char *why)
     close_handle((uv_handle_t *)&rt->sig_int);
     close_handle((uv_handle_t *)&rt->sig_hup);
     mt_timers_stop_all(rt);
+    mt_instruments_close(rt);
     if (rt->lws)
         lws_context_destroy(rt->lws);
 }
@@ -176,7 +179,12 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
         return -1;
     }
     rt->loop.data = rt;
-    if (mt_channel_init(rt) != 0 || mt_script_init(rt) != 0)
+    mt_metrics_init(&rt->metrics, rt->cfg.color, (uint32_t)rt->cfg.metrics_max_series,
+                    (uint32_t)rt->cfg.metrics_max_series_per_family);
+    if (mt_channel_init(rt) != 0)
+        return -1;
+    mt_instruments_init(rt);
+    if (mt_script_init(rt) != 0)
         return -1;
 
     uv_timer_init(&rt->loop, &rt->drain_timer);
@@ -216,6 +224,7 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
     rt->vhost = lws_get_vhost_by_name(rt->lws, "default");
     rt->listen_port = rt->vhost ? lws_get_vhost_listen_port(rt->vhost) : rt->cfg.port;
     rt->startup_seconds = mt_mono() - rt->started_mono;
+    mt_metric_set(rt->ins.startup, rt->startup_seconds);
 
     mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.runtime", "listening", 9);
     if (b) {
@@ -255,6 +264,7 @@ void mt_runtime_free(mt_runtime_t *rt)
     mt_handles_free(&rt->timers);
     mt_handles_free(&rt->conns);
     mt_groups_free(&rt->groups);
+    mt_metrics_free(&rt->metrics);
     mt_config_free(&rt->cfg);
     mt_log_free(&rt->log);
     current = NULL;

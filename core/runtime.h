@@ -20,7 +20,9 @@
 #include "config.h"
 #include "group.h"
 #include "handle.h"
+#include "instruments.h"
 #include "log.h"
+#include "metrics.h"
 #include "rand.h"
 #include "script.h"
 #include "stats.h"
@@ -39,6 +41,8 @@ typedef struct mt_runtime {
     mt_log_t log;
     mt_rand_t rand;
     mt_stats_t stats;
+    mt_metrics_t metrics;
+    mt_instruments_t ins;
     mt_handles_t conns;  /* mt_conn_t by handle */
     mt_handles_t timers; /* mt_timer_t by handle */
     mt_groups_t groups;

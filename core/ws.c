@@ -144,7 +144,9 @@ static void on_established(mt_runtime_t *rt, struct lws *wsi, void *user)
 static void dispatch(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t len, int binary)
 {
     rt->stats.messages[MT_MSG_RECEIVED]++;
+    double t0 = mt_mono();
     mt_script_message(rt, c, data, len, binary);
+    mt_metric_observe(rt->ins.message_duration, mt_mono() - t0);
 }
 
 static void on_receive(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c, const char *in,

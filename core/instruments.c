@@ -1,0 +1,213 @@
+/* instruments.c - the core's metric families and their collection. */
+#include "instruments.h"
+
+#include "runtime.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define LAG_PROBE_MS 1000
+
+static mt_family_t *family(mt_runtime_t *rt, mt_metric_type_t type, const char *name,
+                           const char *help, const char *label)
+{
+    mt_family_t *f;
+    char err[256];
+    const char *labels[] = {label};
+    if (mt_metrics_family(&rt->metrics, type, name, help, labels, label ? 1 : 0, NULL, 0, &f, err,
+                          sizeof err) != 0) {
+        /* The core's own definitions are fixed: failing here is a bug. */
+        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.metrics", "%s", err);
+        abort();
+    }
+    return f;
+}
+
+static mt_series_t *single(mt_runtime_t *rt, mt_metric_type_t type, const char *name,
+                           const char *help)
+{
+    return mt_metrics_series(&rt->metrics, family(rt, type, name, help, NULL), NULL, NULL);
+}
+
+static mt_series_t *labelled(mt_runtime_t *rt, mt_family_t *f, const char *value)
+{
+    const char *values[] = {value};
+    return mt_metrics_series(&rt->metrics, f, values, NULL);
+}
+
+static void on_lag_probe(uv_timer_t *t)
+{
+    mt_runtime_t *rt = t->data;
+    double now = mt_mono();
+    double lag = now - rt->ins.lag_expected;
+    mt_metric_set(rt->ins.loop_lag, lag > 0 ? lag : 0);
+    rt->ins.lag_expected = now + LAG_PROBE_MS / 1000.0;
+}
+
+void mt_instruments_init(mt_runtime_t *rt)
+{
+    mt_instruments_t *in = &rt->ins;
+    in->connections_total = single(rt, MT_METRIC_COUNTER, "websocket_connections_total",
+                                   "Total number of WebSocket connections");
+    in->connections_active = single(rt, MT_METRIC_GAUGE, "websocket_connections_active",
+                                    "Number of active WebSocket connections");
+    mt_family_t *f = family(rt, MT_METRIC_COUNTER, "websocket_messages_total",
+                            "Total WebSocket messages by type", "type");
+    for (int i = 0; i < MT_MSG__COUNT; i++)
+        in->messages[i] = labelled(rt, f, mt_message_type_name((mt_message_type_t)i));
+    f = family(rt, MT_METRIC_COUNTER, "websocket_errors_total", "WebSocket errors by type",
+               "error_type");
+    for (int i = 0; i < MT_ERR__COUNT; i++)
+        in->errors[i] = labelled(rt, f, mt_error_type_name((mt_error_type_t)i));
+    in->message_duration =
+        single(rt, MT_METRIC_HISTOGRAM, "websocket_message_duration_seconds",
+               "Time spent processing a received WebSocket message (decode, handler, enqueue)");
+
+    char err[256];
+    const char *http_labels[] = {"method", "endpoint", "status"};
+    if (mt_metrics_family(&rt->metrics, MT_METRIC_COUNTER, "http_requests_total",
+                          "Total HTTP requests", http_labels, 3, NULL, 0, &in->http_requests, err,
+                          sizeof err) != 0 ||
+        mt_metrics_family(&rt->metrics, MT_METRIC_HISTOGRAM, "http_request_duration_seconds",
+                          "HTTP request duration", http_labels, 2, NULL, 0, &in->http_duration,
+                          err, sizeof err) != 0) {
+        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.metrics", "%s", err);
+        abort();
+    }
+    in->startup = single(rt, MT_METRIC_GAUGE, "app_startup_time_seconds",
+                         "Seconds from process start to listening");
+    in->shutdown = single(rt, MT_METRIC_GAUGE, "app_shutdown_time_seconds",
+                          "Seconds the last graceful drain took");
+
+    in->cpu = single(rt, MT_METRIC_COUNTER, "process_cpu_seconds_total",
+                     "Total user and system CPU time spent in seconds");
+    in->rss = single(rt, MT_METRIC_GAUGE, "process_resident_memory_bytes",
+                     "Resident memory size in bytes");
+    in->vsize = single(rt, MT_METRIC_GAUGE, "process_virtual_memory_bytes",
+                       "Virtual memory size in bytes");
+    in->open_fds = single(rt, MT_METRIC_GAUGE, "process_open_fds",
+                          "Number of open file descriptors");
+    in->max_fds = single(rt, MT_METRIC_GAUGE, "process_max_fds",
+                         "Maximum number of open file descriptors");
+    in->start_time = single(rt, MT_METRIC_GAUGE, "process_start_time_seconds",
+                            "Start time of the process since unix epoch in seconds");
+    mt_metric_set(in->start_time, rt->started_at);
+
+    in->lua_memory = single(rt, MT_METRIC_GAUGE, "moontide_lua_memory_bytes",
+                            "Bytes of memory the Lua state uses");
+    in->queue_bytes = single(rt, MT_METRIC_GAUGE, "moontide_send_queue_bytes",
+                             "Bytes queued for sending, all connections");
+    in->queue_dropped = single(rt, MT_METRIC_COUNTER, "moontide_send_queue_dropped_frames_total",
+                               "Frames dropped from send queues by the overflow policy");
+    in->generation = single(rt, MT_METRIC_GAUGE, "moontide_script_generation",
+                            "Generation of the loaded scripts (1 at start, +1 per reload)");
+    f = family(rt, MT_METRIC_COUNTER, "moontide_script_reloads_total",
+               "Script reloads by result", "result");
+    in->reloads_success = labelled(rt, f, "success");
+    in->reloads_failure = labelled(rt, f, "failure");
+    f = family(rt, MT_METRIC_GAUGE, "moontide_channel_layer_up",
+               "1 when the channel layer can carry traffic, by kind", "kind");
+    in->channel_up = labelled(rt, f, rt->channel.kind ? rt->channel.kind : "memory");
+    in->loop_lag = single(rt, MT_METRIC_GAUGE, "moontide_event_loop_lag_seconds",
+                          "How late the loop ran a 1 s timer, last probe");
+    in->series_dropped = single(rt, MT_METRIC_COUNTER, "moontide_metrics_series_dropped_total",
+                                "Label sets refused by the metrics series budget");
+    in->render_seconds = single(rt, MT_METRIC_GAUGE, "moontide_metrics_render_seconds",
+                                "Seconds the previous /metrics render took");
+
+    uv_timer_init(&rt->loop, &in->lag_timer);
+    in->lag_timer.data = rt;
+    uv_unref((uv_handle_t *)&in->lag_timer);
+    in->lag_expected = mt_mono() + LAG_PROBE_MS / 1000.0;
+    uv_timer_start(&in->lag_timer, on_lag_probe, LAG_PROBE_MS, LAG_PROBE_MS);
+}
+
+void mt_instruments_close(mt_runtime_t *rt)
+{
+    uv_timer_stop(&rt->ins.lag_timer);
+    if (!uv_is_closing((uv_handle_t *)&rt->ins.lag_timer))
+        uv_close((uv_handle_t *)&rt->ins.lag_timer, NULL);
+}
+
+void mt_instruments_http(mt_runtime_t *rt, const char *method, const char *endpoint,
+                         int status, double seconds)
+{
+    char code[8];
+    snprintf(code, sizeof code, "%d", status);
+    const char *values[] = {method, endpoint, code};
+    mt_metric_add(mt_metrics_series(&rt->metrics, rt->ins.http_requests, values, NULL), 1);
+    mt_metric_observe(mt_metrics_series(&rt->metrics, rt->ins.http_duration, values, NULL),
+                      seconds);
+}
+
+/* Reads CPU time and memory from /proc/self/stat; leaves them on error. */
+static void collect_process(mt_instruments_t *in)
+{
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f) {
+        char buf[1024];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+        /* Fields after the parenthesised command name, which may hold spaces. */
+        char *p = strrchr(buf, ')');
+        unsigned long utime, stime, vsize;
+        long rss;
+        if (p && sscanf(p + 2,
+                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
+                        "%*d %*d %*u %lu %ld",
+                        &utime, &stime, &vsize, &rss) == 4) {
+            double tick = (double)sysconf(_SC_CLK_TCK);
+            mt_metric_set(in->cpu, (double)(utime + stime) / tick);
+            mt_metric_set(in->vsize, (double)vsize);
+            mt_metric_set(in->rss, (double)rss * (double)sysconf(_SC_PAGESIZE));
+        }
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        int count = 0;
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.')
+                count++;
+        closedir(d);
+        mt_metric_set(in->open_fds, count - 1); /* not the directory's own */
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        mt_metric_set(in->max_fds, (double)rl.rlim_cur);
+}
+
+static void add_queue(void *obj, void *ud)
+{
+    *(double *)ud += (double)((mt_conn_t *)obj)->q.bytes;
+}
+
+void mt_instruments_render(mt_runtime_t *rt, mt_buf_t *out, int openmetrics)
+{
+    double t0 = mt_mono();
+    mt_instruments_t *in = &rt->ins;
+    mt_stats_t *st = &rt->stats;
+    mt_metric_set(in->connections_total, (double)st->connections_total);
+    mt_metric_set(in->connections_active, mt_runtime_active(rt));
+    for (int i = 0; i < MT_MSG__COUNT; i++)
+        mt_metric_set(in->messages[i], (double)st->messages[i]);
+    for (int i = 0; i < MT_ERR__COUNT; i++)
+        mt_metric_set(in->errors[i], (double)st->errors[i]);
+    collect_process(in);
+    mt_metric_set(in->lua_memory, (double)mt_script_memory(rt));
+    double queued = 0;
+    mt_handles_each(&rt->conns, add_queue, &queued);
+    mt_metric_set(in->queue_bytes, queued);
+    mt_metric_set(in->queue_dropped, (double)st->send_queue_dropped_frames);
+    mt_metric_set(in->generation, (double)rt->script.generation);
+    const char *reason;
+    mt_metric_set(in->channel_up, mt_channel_ready(rt, &reason));
+    mt_metric_set(in->series_dropped, (double)rt->metrics.dropped);
+    mt_metrics_render(&rt->metrics, out, openmetrics);
+    mt_metric_set(in->render_seconds, mt_mono() - t0);
+}
