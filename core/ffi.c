@@ -7,6 +7,8 @@
 #include "timer.h"
 #include "ws.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Every definition below is exported for the FFI; declare them visible. */
@@ -167,6 +169,92 @@ double mt_timer_start(double delay, double repeat)
 int mt_timer_stop(uint64_t timer)
 {
     return mt_timers_stop(mt_runtime_current(), timer);
+}
+
+/* Splits a NUL-separated list into at most max pointers/lengths. */
+static int split(const char *s, size_t len, const char **items, size_t *lens, int max)
+{
+    int n = 0;
+    size_t start = 0;
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || s[i] == '\0') {
+            if (n == max)
+                return -1;
+            items[n] = s + start;
+            lens[n++] = i - start;
+            start = i + 1;
+        }
+    }
+    return n;
+}
+
+int mt_metric_define(int type, const char *name, size_t nlen, const char *help, size_t hlen,
+                     const char *labels, size_t llen, const double *bounds, int nbounds,
+                     mt_family_t **out, char *err, size_t errlen)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    if (type < MT_METRIC_COUNTER || type > MT_METRIC_HISTOGRAM || !name || !help || !out) {
+        snprintf(err, errlen, "bad metric type or arguments");
+        return MT_ERROR;
+    }
+    const char *items[17];
+    size_t lens[17];
+    int n = split(labels, llen, items, lens, 16);
+    if (n < 0) {
+        snprintf(err, errlen, "at most 16 labels");
+        return MT_ERROR;
+    }
+    char *copies[16];
+    for (int i = 0; i < n; i++)
+        copies[i] = mt_xstrndup(items[i], lens[i]);
+    char *cname = mt_xstrndup(name, nlen), *chelp = mt_xstrndup(help, hlen);
+    int rc = mt_metrics_family(&rt->metrics, (mt_metric_type_t)type, cname, chelp,
+                               (const char *const *)copies, n, nbounds > 0 ? bounds : NULL,
+                               nbounds, out, err, errlen);
+    for (int i = 0; i < n; i++)
+        free(copies[i]);
+    free(cname);
+    free(chelp);
+    return rc == 0 ? MT_OK : MT_ERROR;
+}
+
+int mt_metric_series(mt_family_t *family, const char *values, size_t vlen, mt_series_t **out)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    const char *items[17];
+    size_t lens[17];
+    if (!family || !out)
+        return MT_ERROR;
+    int n = family->nlabels ? split(values, vlen, items, lens, 16) : 0;
+    if (n != family->nlabels)
+        return MT_ERROR;
+    *out = mt_metrics_series(&rt->metrics, family, items, lens);
+    return MT_OK;
+}
+
+int mt_series_add(mt_series_t *s, double v)
+{
+    if (s->family->type == MT_METRIC_COUNTER && !(v >= 0))
+        return MT_ERROR; /* counters only go up (NaN refused too) */
+    s->value += v;
+    return MT_OK;
+}
+
+void mt_series_set(mt_series_t *s, double v)
+{
+    s->value = v;
+}
+
+void mt_series_observe(mt_series_t *s, double v)
+{
+    mt_metric_observe(s, v);
+}
+
+double mt_series_get(const mt_series_t *s)
+{
+    return s->value;
 }
 
 #pragma GCC visibility pop

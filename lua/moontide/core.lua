@@ -68,6 +68,49 @@ function _M.timer_stop(id)
     return C.mt_timer_stop(id)
 end
 
-_M.ffi = ffi
+local family_out = ffi.new("mt_family_t *[1]")
+local series_out = ffi.new("mt_series_t *[1]")
+local ERR_LEN = 256
+local err_buf = ffi.new("char[?]", ERR_LEN)
+
+--- Declares a metric family; returns its handle, or nil and the reason.
+function _M.metric_define(kind, name, help, labels, buckets)
+    local names = table.concat(labels, "\0")
+    local bounds, nbounds = nil, 0
+    if buckets then
+        nbounds = #buckets
+        bounds = ffi.new("double[?]", nbounds, buckets)
+    end
+    local rc = C.mt_metric_define(kind, name, #name, help, #help, names, #names, bounds,
+        nbounds, family_out, err_buf, ERR_LEN)
+    if rc ~= 0 then
+        return nil, ffi.string(err_buf)
+    end
+    return family_out[0]
+end
+
+--- Resolves a label set (values joined by NUL) to a series handle.
+function _M.metric_series(family, values)
+    if C.mt_metric_series(family, values, #values, series_out) ~= 0 then
+        return nil, "wrong number of label values"
+    end
+    return series_out[0]
+end
+
+function _M.metric_add(series, v)
+    return C.mt_series_add(series, v)
+end
+
+function _M.metric_set(series, v)
+    C.mt_series_set(series, v)
+end
+
+function _M.metric_observe(series, v)
+    C.mt_series_observe(series, v)
+end
+
+function _M.metric_get(series)
+    return C.mt_series_get(series)
+end
 
 return _M

@@ -32,6 +32,16 @@ double mt_time_now(void);
 double mt_time_monotonic(void);
 double mt_timer_start(double delay, double repeat);
 int mt_timer_stop(uint64_t timer);
+typedef struct mt_family mt_family_t;
+typedef struct mt_series mt_series_t;
+int mt_metric_define(int type, const char *name, size_t nlen, const char *help, size_t hlen,
+                     const char *labels, size_t llen, const double *bounds, int nbounds,
+                     mt_family_t **out, char *err, size_t errlen);
+int mt_metric_series(mt_family_t *family, const char *values, size_t vlen, mt_series_t **out);
+int mt_series_add(mt_series_t *s, double v);
+void mt_series_set(mt_series_t *s, double v);
+void mt_series_observe(mt_series_t *s, double v);
+double mt_series_get(const mt_series_t *s);
 ]]
 
 ffi.cdef(_M.cdef)

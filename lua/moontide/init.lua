@@ -9,13 +9,15 @@
 --   moontide.timer.after(s, fn) / .every(s, fn) -> timer with :cancel()
 --   moontide.json.encode(v) / .decode(s) -> value | nil, err
 --   moontide.now(), moontide.monotonic(), moontide.count_error(type)
+--   moontide.metrics.counter(name, help, labels) / .gauge / .histogram(..., buckets)
+--       family:labels(v1, ...) -> series with :inc(n) :dec(n) :set(v) :observe(v) :get()
 --
 -- Bad arguments raise (`error(..., 2)`); runtime failures return nil, err.
 -- Handlers do all their I/O through this library: it is bound to the
 -- server's core or to moontide.testing's fake, and handlers can't tell.
 local cjson = require "cjson.safe"
 
-local type, tostring, pairs, error = type, tostring, pairs, error
+local type, tostring, pairs, ipairs, error, select = type, tostring, pairs, ipairs, error, select
 local setmetatable, getmetatable = setmetatable, getmetatable
 local json_encode, json_decode = cjson.encode, cjson.decode
 
@@ -285,6 +287,146 @@ end
 --- Forgets every timer (a new runtime in tests). Internal.
 function _M._reset_timers()
     timers = {}
+end
+
+-- Metrics --------------------------------------------------------------
+
+local COUNTER, GAUGE, HISTOGRAM = 0, 1, 2
+local KIND_NAMES = { [COUNTER] = "counter", [GAUGE] = "gauge", [HISTOGRAM] = "histogram" }
+local SERIES_CACHE_MAX = 10000
+
+local metrics = {}
+_M.metrics = metrics
+
+local Family = {}
+Family.__index = Family
+
+local Series = {}
+Series.__index = Series
+
+local function define(kind, name, help, labels, buckets)
+    if type(name) ~= "string" then
+        error('bad "name" argument: expected a string', 3)
+    end
+    if type(help) ~= "string" then
+        error('bad "help" argument: expected a string', 3)
+    end
+    labels = labels or {}
+    if type(labels) ~= "table" then
+        error('bad "labels" argument: expected a list of label names', 3)
+    end
+    for i = 1, #labels do
+        if type(labels[i]) ~= "string" then
+            error('bad "labels" argument: label names must be strings', 3)
+        end
+    end
+    if buckets ~= nil and type(buckets) ~= "table" then
+        error('bad "buckets" argument: expected a list of upper bounds', 3)
+    end
+    local handle, err = backend.metric_define(kind, name, help, labels, buckets)
+    if not handle then
+        error(err, 3)
+    end
+    return setmetatable({ name = name, kind = KIND_NAMES[kind], label_names = labels,
+        _kind = kind, _h = handle, _cache = {}, _cached = 0 }, Family)
+end
+
+--- A counter family (its name must end in _total). Defining it again with
+-- the same help and labels (as a reloaded script does) gives the same
+-- family and keeps its values; other help or labels raise.
+function metrics.counter(name, help, labels)
+    return define(COUNTER, name, help, labels)
+end
+
+--- A gauge family.
+function metrics.gauge(name, help, labels)
+    return define(GAUGE, name, help, labels)
+end
+
+--- A histogram family; buckets default to 0.005 ... 10 (seconds).
+function metrics.histogram(name, help, labels, buckets)
+    return define(HISTOGRAM, name, help, labels, buckets)
+end
+
+--- The series for one value per label, in declaration order. Cache it
+-- in a local: updating it is then one FFI call.
+function Family:labels(...)
+    local n = select("#", ...)
+    if n ~= #self.label_names then
+        error(("bad label values: %s takes %d, got %d"):format(self.name, #self.label_names, n), 2)
+    end
+    local values = { ... }
+    for i = 1, n do
+        local v = values[i]
+        if type(v) == "number" then
+            values[i] = tostring(v)
+        elseif type(v) ~= "string" or v:find("\0", 1, true) then
+            error(("bad label value for %s: expected a string without NUL"):format(
+                self.label_names[i]), 2)
+        end
+    end
+    local key = table.concat(values, "\0")
+    local s = self._cache[key]
+    if s then
+        return s
+    end
+    s = setmetatable({ _h = backend.metric_series(self._h, key), _kind = self._kind }, Series)
+    if self._cached < SERIES_CACHE_MAX then
+        self._cache[key] = s
+        self._cached = self._cached + 1
+    end
+    return s
+end
+
+--- Adds n (default 1) to a counter or gauge.
+function Series:inc(n)
+    n = n or 1
+    if self._kind == HISTOGRAM or type(n) ~= "number" then
+        error("inc: counters and gauges take a number", 2)
+    end
+    if backend.metric_add(self._h, n) ~= STATUS.OK then
+        error("inc: a counter cannot decrease", 2)
+    end
+end
+
+--- Subtracts n (default 1) from a gauge.
+function Series:dec(n)
+    if self._kind ~= GAUGE then
+        error("dec: only gauges go down", 2)
+    end
+    backend.metric_add(self._h, -(n or 1))
+end
+
+--- Sets a gauge.
+function Series:set(v)
+    if self._kind ~= GAUGE or type(v) ~= "number" then
+        error("set: only gauges are set, to a number", 2)
+    end
+    backend.metric_set(self._h, v)
+end
+
+--- Records one observation in a histogram.
+function Series:observe(v)
+    if self._kind ~= HISTOGRAM or type(v) ~= "number" then
+        error("observe: only histograms observe, a number", 2)
+    end
+    backend.metric_observe(self._h, v)
+end
+
+--- The current value (a histogram: the sum of observations).
+function Series:get()
+    return backend.metric_get(self._h)
+end
+
+-- Families without labels act as their only series.
+for _, method in ipairs({ "inc", "dec", "set", "observe", "get" }) do
+    Family[method] = function(self, ...)
+        if #self.label_names > 0 then
+            error(method .. ": " .. self.name .. " has labels; use :labels(...)", 2)
+        end
+        local s = self:labels()
+        return s[method](s, ...)
+    end
 end
 
 -- Counters -------------------------------------------------------------

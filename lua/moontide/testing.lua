@@ -147,6 +147,58 @@ local function new_backend(rt)
         return OK
     end
 
+    -- A small registry with the core's rules that matter to handlers.
+    function b.metric_define(kind, name, help, labels, buckets)
+        if not name:match("^[%a_:][%w_:]*$") then
+            return nil, 'bad metric name "' .. name .. '"'
+        end
+        if kind == 0 and not name:match("_total$") then
+            return nil, "counter " .. name .. ": a counter's name must end in _total"
+        end
+        local sig = kind .. "|" .. help .. "|" .. table.concat(labels, ",") .. "|"
+            .. table.concat(buckets or {}, ",")
+        local f = rt.metrics[name]
+        if f then
+            if f.sig ~= sig then
+                return nil, "metric " .. name .. " is already defined with other help, labels or buckets"
+            end
+            return f
+        end
+        f = { name = name, kind = kind, sig = sig, series = {}, labels = labels }
+        rt.metrics[name] = f
+        return f
+    end
+
+    function b.metric_series(f, key)
+        local s = f.series[key]
+        if not s then
+            s = { value = 0, count = 0, kind = f.kind }
+            f.series[key] = s
+        end
+        return s
+    end
+
+    function b.metric_add(s, v)
+        if s.kind == 0 and (v ~= v or v < 0) then -- NaN too
+            return ERROR
+        end
+        s.value = s.value + v
+        return OK
+    end
+
+    function b.metric_set(s, v)
+        s.value = v
+    end
+
+    function b.metric_observe(s, v)
+        s.value = s.value + v
+        s.count = s.count + 1
+    end
+
+    function b.metric_get(s)
+        return s.value
+    end
+
     function b.now()
         return rt.clock
     end
@@ -187,6 +239,7 @@ function _M.new(opts)
         next_handle = 0,
         clock = opts.clock or 1700000000,
         log_threshold = opts.log_level or 10,
+        metrics = {},   -- name -> family, as handlers defined them
         counters = {
             messages = { received = 0, sent = 0, heartbeat = 0, broadcast = 0 },
             errors = {},
@@ -304,6 +357,20 @@ function Runtime:advance(seconds)
         self:_event("timer", nil, host.timer, first.id)
     end
     self.clock = target
+end
+
+--- The value of a handler-defined metric series (a histogram: sum and
+-- count), or nil if it does not exist. Label values in declaration order.
+function Runtime:metric(name, ...)
+    local f = self.metrics[name]
+    local s = f and f.series[table.concat({ ... }, "\0")]
+    if not s then
+        return nil
+    end
+    if f.kind == 2 then
+        return s.value, s.count
+    end
+    return s.value
 end
 
 --- Members (client objects) of a group.
