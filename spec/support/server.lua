@@ -81,6 +81,29 @@ local function lua_literal(v)
     return tostring(v)
 end
 
+--- Starts prog with argv, stdout and stderr to log_path, env added to the
+-- environment. Returns the PID.
+function _M.spawn(prog, argv, log_path, env)
+    local pid = assert(unistd.fork())
+    if pid == 0 then
+        local fd = fcntl.open(log_path, fcntl.O_WRONLY + fcntl.O_CREAT + fcntl.O_TRUNC, 420)
+        unistd.dup2(fd, 1)
+        unistd.dup2(fd, 2)
+        for name, value in pairs(env or {}) do
+            require("posix.stdlib").setenv(name, value)
+        end
+        unistd.execp(prog, argv)
+        unistd._exit(127)
+    end
+    return pid
+end
+
+--- A handle (kill, exited, wait_exit, stop) on a process spawned for a
+-- spec; dir, if given, is removed by stop().
+function _M.adopt(pid, dir, log_path)
+    return setmetatable({ pid = pid, dir = dir, log_path = log_path }, Server)
+end
+
 --- Starts a server. opts: config (table of settings), files (path under
 -- the scripts directory -> content), env (name -> value), args (extra
 -- argv), wait (false: do not wait for "listening").
@@ -109,18 +132,7 @@ function _M.start(opts)
     for _, a in ipairs(opts.args or {}) do
         argv[#argv + 1] = a
     end
-    local pid = assert(unistd.fork())
-    if pid == 0 then
-        local fd = fcntl.open(self.log_path, fcntl.O_WRONLY + fcntl.O_CREAT + fcntl.O_TRUNC, 420)
-        unistd.dup2(fd, 1)
-        unistd.dup2(fd, 2)
-        for name, value in pairs(opts.env or {}) do
-            require("posix.stdlib").setenv(name, value)
-        end
-        unistd.execp(_M.BINARY, argv)
-        unistd._exit(127)
-    end
-    self.pid = pid
+    self.pid = _M.spawn(_M.BINARY, argv, self.log_path, opts.env)
     if opts.wait ~= false then
         local line = self:wait_log(function(l) return l.message == "listening" end, 10)
         self.port = line.port
