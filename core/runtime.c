@@ -107,7 +107,8 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     mt_runtime_t *rt = h->data;
     if (signum == SIGHUP) {
-        mt_log_msg(&rt->log, MT_LOG_INFO, "moontide.runtime", "SIGHUP received: ignored");
+        if (!rt->finishing)
+            mt_script_reload(rt, "signal", NULL, 0);
         return;
     }
     const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
@@ -151,6 +152,7 @@ static void finish(mt_runtime_t *rt, const char *why)
     close_handle((uv_handle_t *)&rt->sig_hup);
     mt_timers_stop_all(rt);
     mt_instruments_close(rt);
+    mt_watch_stop(rt);
     if (rt->lws)
         lws_context_destroy(rt->lws);
 }
@@ -223,6 +225,7 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
     }
     rt->vhost = lws_get_vhost_by_name(rt->lws, "default");
     rt->listen_port = rt->vhost ? lws_get_vhost_listen_port(rt->vhost) : rt->cfg.port;
+    mt_watch_start(rt);
     rt->startup_seconds = mt_mono() - rt->started_mono;
     mt_metric_set(rt->ins.startup, rt->startup_seconds);
 

@@ -26,6 +26,7 @@
 #include "rand.h"
 #include "script.h"
 #include "stats.h"
+#include "watch.h"
 
 #include <libwebsockets.h>
 #include <uv.h>
@@ -48,6 +49,7 @@ typedef struct mt_runtime {
     mt_groups_t groups;
     mt_channel_t channel;
     mt_script_t script;
+    mt_watch_t watch;
 
     uv_loop_t loop;
     struct lws_context *lws;

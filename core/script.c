@@ -3,6 +3,9 @@
 
 #include "conn.h"
 #include "runtime.h"
+#include "watch.h"
+
+#include <stdlib.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -67,6 +70,74 @@ static int load_error(mt_runtime_t *rt, const char *what)
     return -1;
 }
 
+/* Pushes the list of .lua files of the script set. */
+static void push_files(mt_runtime_t *rt)
+{
+    lua_State *L = rt->script.L;
+    mt_buf_t files = MT_BUF_INIT;
+    int n = mt_watch_scan(rt->cfg.scripts, &files, NULL);
+    lua_createtable(L, n, 0);
+    size_t off = 0;
+    for (int i = 1; i <= n; i++) {
+        lua_pushstring(L, files.data + off);
+        off += strlen(files.data + off) + 1;
+        lua_rawseti(L, -2, i);
+    }
+    mt_buf_free(&files);
+}
+
+int mt_script_reload(mt_runtime_t *rt, const char *trigger, const char *changed, int n)
+{
+    mt_script_t *s = &rt->script;
+    lua_State *L = s->L;
+    double t0 = mt_mono();
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_reload);
+    push_files(rt);
+    /* No traceback: a load failure is reported as file:line: message. */
+    int rc = lua_pcall(L, 1, 1, 0);
+    s->reload_pause = mt_mono() - t0;
+    s->reload_at = mt_now();
+    s->reload_trigger = trigger;
+    free(s->reload_error);
+    s->reload_error = NULL;
+    if (rc == 0) {
+        s->generation = (uint64_t)lua_tonumber(L, -1);
+        s->loaded_at = s->reload_at;
+        s->reload_result = "success";
+        mt_metric_add(rt->ins.reloads_success, 1);
+    } else {
+        const char *msg = lua_tostring(L, -1);
+        s->reload_error = mt_xstrdup(msg ? msg : "(error object is not a string)");
+        s->reload_result = "failure";
+        mt_metric_add(rt->ins.reloads_failure, 1);
+    }
+    lua_pop(L, 1);
+    mt_buf_t *b = rc == 0 ? mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.script",
+                                         "scripts reloaded", 16)
+                          : mt_log_begin(&rt->log, MT_LOG_ERROR, "moontide.script",
+                                         "script reload failed: running generation kept", 45);
+    if (b) {
+        mt_json_kv_cstr(b, "trigger", trigger);
+        mt_json_kv_int(b, "generation", (int64_t)s->generation);
+        mt_json_key(b, "files");
+        mt_buf_addc(b, '[');
+        const char *p = changed;
+        for (int i = 0; i < n; i++) {
+            if (i)
+                mt_buf_addc(b, ',');
+            mt_json_cstr(b, p);
+            p += strlen(p) + 1;
+        }
+        mt_buf_addc(b, ']');
+        if (s->reload_error)
+            mt_json_kv_cstr(b, "error", s->reload_error);
+        mt_json_kv_num(b, "pause_seconds", s->reload_pause);
+        mt_json_kv_int(b, "connections", mt_runtime_active(rt));
+        mt_log_end(&rt->log);
+    }
+    return rc == 0 ? 0 : -1;
+}
+
 int mt_script_init(mt_runtime_t *rt)
 {
     mt_script_t *s = &rt->script;
@@ -105,6 +176,8 @@ int mt_script_init(mt_runtime_t *rt)
     lua_setfield(L, -2, "scripts");
     lua_pushstring(L, rt->cfg.color);
     lua_setfield(L, -2, "color");
+    push_files(rt);
+    lua_setfield(L, -2, "files");
     if (lua_pcall(L, 1, 1, 1) != 0)
         return load_error(rt, "routes and handlers");
     s->generation = (uint64_t)lua_tonumber(L, -1);
@@ -114,10 +187,11 @@ int mt_script_init(mt_runtime_t *rt)
     s->ref_close = ref_field(L, host, "close");
     s->ref_timer = ref_field(L, host, "timer");
     s->ref_match = ref_field(L, host, "match");
+    s->ref_reload = ref_field(L, host, "reload");
     lua_settop(L, 1);
     if (s->ref_open == LUA_NOREF || s->ref_message == LUA_NOREF || s->ref_close == LUA_NOREF ||
-        s->ref_timer == LUA_NOREF || s->ref_match == LUA_NOREF) {
-        lua_pushliteral(L, "moontide.host lacks open/message/close/timer/match");
+        s->ref_timer == LUA_NOREF || s->ref_match == LUA_NOREF || s->ref_reload == LUA_NOREF) {
+        lua_pushliteral(L, "moontide.host lacks open/message/close/timer/match/reload");
         return load_error(rt, "host");
     }
     s->loaded_at = mt_now();
@@ -129,6 +203,8 @@ void mt_script_free(mt_runtime_t *rt)
     if (rt->script.L)
         lua_close(rt->script.L);
     rt->script.L = NULL;
+    free(rt->script.reload_error);
+    rt->script.reload_error = NULL;
 }
 
 int mt_script_match(mt_runtime_t *rt, const char *path, size_t len, char *pattern,

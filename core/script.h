@@ -25,9 +25,15 @@ struct mt_conn;
 
 typedef struct mt_script {
     lua_State *L;
-    int ref_open, ref_message, ref_close, ref_timer, ref_match;
+    int ref_open, ref_message, ref_close, ref_timer, ref_match, ref_reload;
     uint64_t generation; /* scripts loaded so far; 1 after start */
     double loaded_at;    /* wall clock of the last successful load */
+    /* The last reload, for /status and /admin/reload. */
+    double reload_at;        /* wall clock; 0: none yet */
+    double reload_pause;     /* seconds the loop spent in it */
+    const char *reload_result; /* "success" | "failure" */
+    const char *reload_trigger; /* "watch" | "signal" | "admin" */
+    char *reload_error;      /* failure text (file:line: message), or NULL */
 } mt_script_t;
 
 /** Creates the state and loads the scripts. 0, or -1 after logging why. */
@@ -50,6 +56,14 @@ void mt_script_message(struct mt_runtime *rt, struct mt_conn *c, const char *dat
 void mt_script_close(struct mt_runtime *rt, struct mt_conn *c, int code, const char *reason);
 /** Runs the callback of a timer that fired. */
 void mt_script_timer(struct mt_runtime *rt, uint64_t timer);
+/**
+ * Loads the script set as a new generation (see moontide/host.lua): on
+ * success the swap happens at once, between events; on failure the running
+ * generation stays and the error is kept for /status. changed holds n
+ * NUL-terminated names of the files that triggered it (may be 0). Logged,
+ * counted in moontide_script_reloads_total. Returns 0 or -1.
+ */
+int mt_script_reload(struct mt_runtime *rt, const char *trigger, const char *changed, int n);
 /** Bytes of memory the Lua state uses. */
 size_t mt_script_memory(struct mt_runtime *rt);
 

@@ -237,18 +237,19 @@ static void on_peer_close(mt_conn_t *c, const unsigned char *in, size_t len)
 static void on_closed(mt_runtime_t *rt, mt_conn_t *c, void *user)
 {
     c->closed = 1;
-    int code = c->peer_close_code ? c->peer_close_code
-               : c->close_code    ? c->close_code
-                                  : LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
+    /* The code of whoever closed first: ours when we asked to close. */
+    int code = c->close_code        ? c->close_code
+               : c->peer_close_code ? c->peer_close_code
+                                    : LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
     mt_groups_discard_all(&rt->groups, c, NULL, NULL);
     mt_script_close(rt, c, code, c->close_reason);
     mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.ws", "WebSocket disconnected", 22);
     if (b) {
         mt_conn_log_fields(c, b);
         mt_json_kv_int(b, "code", code);
-        mt_json_kv_cstr(b, "initiator", c->peer_close_code ? "client"
-                                         : c->close_code   ? "server"
-                                                           : "network");
+        mt_json_kv_cstr(b, "initiator", c->close_code        ? "server"
+                                         : c->peer_close_code ? "client"
+                                                              : "network");
         mt_json_kv_num(b, "duration", mt_mono() - c->opened_at);
         mt_log_end(&rt->log);
     }
