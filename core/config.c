@@ -58,6 +58,7 @@ static const cfg_desc_t descs[] = {
      "an integer from 100 to 10000000"},
     {"metrics_max_series_per_family", CFG_INT, F(metrics_max_series_per_family), 10, 10000000,
      "an integer from 10 to 10000000"},
+    {"admin_token", CFG_OPTSTR, F(admin_token), 0, 0, "a secret string (empty: none)"},
     {"trusted_proxies", CFG_CIDRS, F(trusted_proxies), 0, 0,
      "a list of IP addresses or CIDR blocks (comma-separated in the environment)"},
 };
@@ -88,6 +89,7 @@ void mt_config_free(mt_config_t *cfg)
     free(cfg->color);
     free(cfg->scripts);
     free(cfg->redis_url);
+    free(cfg->admin_token);
     mt_cidr_set_free(&cfg->trusted_proxies);
     memset(cfg, 0, sizeof *cfg);
 }

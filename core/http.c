@@ -252,10 +252,23 @@ static void body_status(mt_runtime_t *rt, mt_buf_t *b)
     mt_json_kv_cstr(b, "version", MT_VERSION);
     mt_json_kv_num(b, "uptime", mt_mono() - rt->started_mono);
     mt_json_kv_cstr(b, "channel_layer", rt->channel.kind);
+    const mt_script_t *s = &rt->script;
     mt_json_key(b, "scripts");
     mt_buf_addc(b, '{');
-    mt_json_kv_int(b, "generation", (int64_t)rt->script.generation);
-    mt_json_kv_num(b, "loaded_at", rt->script.loaded_at);
+    mt_json_kv_int(b, "generation", (int64_t)s->generation);
+    mt_json_kv_num(b, "loaded_at", s->loaded_at);
+    mt_json_key(b, "last_reload");
+    if (s->reload_at > 0) {
+        mt_buf_addc(b, '{');
+        mt_json_kv_num(b, "at", s->reload_at);
+        mt_json_kv_cstr(b, "result", s->reload_result);
+        mt_json_kv_cstr(b, "trigger", s->reload_trigger);
+        mt_json_kv_num(b, "pause_seconds", s->reload_pause);
+        mt_json_kv_cstr(b, "error", s->reload_error);
+        mt_buf_addc(b, '}');
+    } else {
+        mt_buf_add(b, "null", 4);
+    }
     mt_buf_add(b, "}}", 2);
 }
 
@@ -269,6 +282,70 @@ static void body_metrics(mt_runtime_t *rt, mt_http_txn_t *txn, struct lws *wsi)
     mt_instruments_render(rt, &txn->body, om);
 }
 
+/* Constant-time comparison, so response timing does not leak the token. */
+static int same_secret(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    unsigned char diff = (unsigned char)(na != nb);
+    for (size_t i = 0; i < na; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (nb ? nb : 1)]);
+    return diff == 0;
+}
+
+/* Admin requests: from loopback without a proxy in between, or with the
+ * configured bearer token. A request that came through a proxy (it has
+ * X-Forwarded-For) is not local even when the proxy runs on this host. */
+static int admin_allowed(mt_runtime_t *rt, struct lws *wsi)
+{
+    if (rt->cfg.admin_token) {
+        char *auth = mt_http_header_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, 512);
+        int ok = auth && strncmp(auth, "Bearer ", 7) == 0 &&
+                 same_secret(auth + 7, rt->cfg.admin_token);
+        free(auth);
+        if (ok)
+            return 1;
+    }
+    char peer[MT_ADDR_MAX] = "";
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    mt_cidr_set_t loopback = {NULL, 0};
+    mt_cidr_set_add(&loopback, "127.0.0.0/8");
+    mt_cidr_set_add(&loopback, "::1");
+    int local = mt_cidr_set_contains(&loopback, peer) &&
+                lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) <= 0;
+    mt_cidr_set_free(&loopback);
+    return local;
+}
+
+static void body_reload(mt_runtime_t *rt, mt_http_txn_t *txn, struct lws *wsi)
+{
+    mt_buf_t *b = &txn->body;
+    if (!admin_allowed(rt, wsi)) {
+        char addr[MT_ADDR_MAX];
+        mt_http_client_addr(rt, wsi, addr);
+        mt_buf_t *l = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.http",
+                                   "admin request refused", 21);
+        if (l) {
+            mt_json_kv_cstr(l, "request_id", txn->request_id);
+            mt_json_kv_cstr(l, "remote_addr", addr);
+            mt_json_kv_cstr(l, "path", "/admin/reload");
+            mt_log_end(&rt->log);
+        }
+        txn->status = 403;
+        error_body(b, "forbidden", 403);
+        return;
+    }
+    int rc = mt_script_reload(rt, "admin", NULL, 0);
+    txn->status = rc == 0 ? 200 : 500;
+    mt_buf_addc(b, '{');
+    mt_json_kv_cstr(b, "status", rc == 0 ? "ok" : "error");
+    mt_json_kv_cstr(b, "result", rt->script.reload_result);
+    mt_json_kv_int(b, "generation", (int64_t)rt->script.generation);
+    mt_json_kv_num(b, "pause_seconds", rt->script.reload_pause);
+    if (rt->script.reload_error)
+        mt_json_kv_cstr(b, "error", rt->script.reload_error);
+    mt_buf_addc(b, '}');
+}
+
 /* Fills txn's status and body for method mi on path. */
 static void route(mt_runtime_t *rt, mt_http_txn_t *txn, int mi, const char *path,
                   struct lws *wsi)
@@ -276,6 +353,17 @@ static void route(mt_runtime_t *rt, mt_http_txn_t *txn, int mi, const char *path
     static const char *const endpoints[] = {"/healthz", "/readyz", "/status", "/metrics"};
     int which = -1;
     txn->content_type = CT_JSON;
+    if (strcmp(path, "/admin/reload") == 0) {
+        snprintf(txn->endpoint, sizeof txn->endpoint, "/admin/reload");
+        if (mi < 0 || strcmp(methods[mi].name, "POST") != 0) {
+            txn->status = 405;
+            txn->allow = "POST";
+            error_body(&txn->body, "method_not_allowed", 405);
+        } else {
+            body_reload(rt, txn, wsi);
+        }
+        return;
+    }
     for (int i = 0; i < 4; i++)
         if (strcmp(path, endpoints[i]) == 0)
             which = i;
