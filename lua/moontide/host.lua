@@ -1,10 +1,21 @@
 --- moontide.host: the dispatcher between the core and the handlers.
 --
--- The core calls start() once, then match/open/message/close/timer for
--- events, each under lua_pcall: an error raised here or in a handler is
--- logged by the core with its traceback and counted as handler_error.
--- The host owns every connection object and its `state` table, so
--- handler modules keep no per-connection state of their own.
+-- The core calls start() once, reload() on a trigger, and
+-- match/open/message/close/timer for events, each under lua_pcall: an
+-- error raised here or in a handler is logged by the core with its
+-- traceback and counted as handler_error. The host owns every connection
+-- object and its `state` table, so handler modules keep no per-connection
+-- state of their own and a reload swaps code under live connections.
+--
+-- Reload: every .lua file of the script set is compiled, then routes.lua
+-- and its handlers are loaded afresh (app modules are dropped from
+-- package.loaded first; the runtime library moontide.* is never
+-- reloaded). Any failure restores the running generation untouched. On
+-- success, between two events: the new routes take over, timers of the
+-- old generation are cancelled (old code never runs again), each open
+-- connection moves to its route's new handler and that handler's
+-- on_reload(conn) runs (the place to migrate conn.state or restart
+-- timers); a connection whose route is gone is closed with 1012.
 --
 -- Routes come from the `routes` module in the scripts directory: a list
 -- of { path = "/ws/chat/{room}/", handler = "handlers.chat" }. A `{name}`
@@ -22,6 +33,8 @@ local _M = {}
 local routes = {}  -- compiled route table, in declaration order
 local conns = {}   -- handle -> connection object
 local generation = 0
+local scripts_dir  -- prefix of app modules' files
+local log = moontide.logger("moontide.host")
 
 local PARAM_CHARS = "[%w_%.~%-]+"
 
@@ -77,15 +90,104 @@ local function load_routes()
     return compiled
 end
 
+-- Is module name one of the app's (under the scripts directory, and not
+-- the runtime library)?
+local function is_app_module(name)
+    if name == "moontide" or name:sub(1, 9) == "moontide." then
+        return false
+    end
+    if not scripts_dir then
+        return name == "routes" or name:sub(1, 9) == "handlers." or name:sub(1, 9) == "policies."
+    end
+    local path = package.searchpath(name, package.path)
+    return path ~= nil and path:sub(1, #scripts_dir) == scripts_dir
+end
+
+local function compile_all(files)
+    for _, file in ipairs(files or {}) do
+        local ok, err = loadfile(file)
+        if not ok then
+            error(err, 0)
+        end
+    end
+end
+
 --- Binds the library to its backend and loads the scripts. Returns the
--- script generation (1). opts.backend defaults to the FFI core.
+-- script generation (1). opts.backend defaults to the FFI core;
+-- opts.scripts is the scripts directory; opts.files the .lua files of the
+-- script set, each compiled first.
 function _M.start(opts)
     opts = opts or {}
     moontide._bind(opts.backend or require("moontide.core"))
     moontide._reset_timers()
+    scripts_dir = opts.scripts and (opts.scripts:gsub("/*$", "") .. "/") or nil
     conns = {}
-    routes = load_routes()
     generation = generation + 1
+    moontide._set_generation(generation)
+    compile_all(opts.files)
+    routes = load_routes()
+    return generation
+end
+
+local function run_on_reload(conn)
+    local f = conn._route.handler.on_reload
+    if not f then
+        return
+    end
+    local ok, err = xpcall(f, debug.traceback, conn)
+    if not ok then
+        moontide.count_error("handler_error")
+        log.error("on_reload failed", { conn = conn, error = err })
+    end
+end
+
+--- Loads the script set as a new generation; see the module comment.
+-- files: the .lua files to compile first. Returns the new generation, or
+-- raises with the failure (file:line: message) and changes nothing.
+function _M.reload(files)
+    local saved = {}
+    for name, mod in pairs(package.loaded) do
+        if is_app_module(name) then
+            saved[name] = mod
+            package.loaded[name] = nil
+        end
+    end
+    local next_generation = generation + 1
+    moontide._set_generation(next_generation)
+    local ok, new_routes = pcall(function()
+        compile_all(files)
+        return load_routes()
+    end)
+    if not ok then
+        for name in pairs(package.loaded) do
+            if is_app_module(name) then
+                package.loaded[name] = nil
+            end
+        end
+        for name, mod in pairs(saved) do
+            package.loaded[name] = mod
+        end
+        moontide._cancel_timers_except(generation) -- any the failed load started
+        moontide._set_generation(generation)
+        error(new_routes, 0)
+    end
+
+    generation = next_generation
+    routes = new_routes
+    moontide._cancel_timers_except(generation)
+    local by_path = {}
+    for _, r in ipairs(routes) do
+        by_path[r.path] = r
+    end
+    for _, conn in pairs(conns) do
+        local r = by_path[conn.route]
+        if r then
+            conn._route = r
+            run_on_reload(conn)
+        else
+            conn:close(1012, "route removed by a reload")
+        end
+    end
     return generation
 end
 

@@ -229,6 +229,7 @@ end
 local timer = {}
 _M.timer = timer
 local timers = {} -- id -> Timer, while it may fire
+local generation = 0 -- script generation whose code is running
 
 local Timer = {}
 Timer.__index = Timer
@@ -254,7 +255,8 @@ local function start(delay, rep, fn)
     if not id or id == 0 then
         error('bad "delay" argument: out of range', 3)
     end
-    local t = setmetatable({ id = id, fn = fn, repeating = rep > 0 }, Timer)
+    local t = setmetatable({ id = id, fn = fn, repeating = rep > 0, generation = generation },
+        Timer)
     timers[id] = t
     return t
 end
@@ -287,6 +289,25 @@ end
 --- Forgets every timer (a new runtime in tests). Internal.
 function _M._reset_timers()
     timers = {}
+end
+
+--- Sets the generation that timers started from now on belong to. Internal.
+function _M._set_generation(g)
+    generation = g
+end
+
+--- Cancels the timers of every generation but keep: after a reload, code
+-- of an older generation never runs again. Returns how many. Internal.
+function _M._cancel_timers_except(keep)
+    local n = 0
+    for id, t in pairs(timers) do
+        if t.generation ~= keep then
+            timers[id] = nil
+            backend.timer_stop(id)
+            n = n + 1
+        end
+    end
+    return n
 end
 
 -- Metrics --------------------------------------------------------------

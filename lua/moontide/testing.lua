@@ -8,6 +8,7 @@
 --   assert.same("hi", bob:receive().text)           -- next frame, decoded
 --   assert.is_nil(bob:receive())                    -- nothing more queued
 --   rt:advance(30)                                  -- fire timers due in 30 s
+--   rt:reload()                                     -- as a script change would
 --   alice:close(1000)                               -- runs on_close
 --
 -- Events run synchronously, with the real dispatcher (moontide.host) and
@@ -326,6 +327,18 @@ function Runtime:connect(path, info)
         self:_closed(c, 1011, "internal error", "server")
     end
     return c
+end
+
+--- Reloads the scripts as the server does on a change (see
+-- moontide.host). Returns the new generation, or nil and the error with
+-- the running generation kept.
+function Runtime:reload()
+    local ok, res = pcall(host.reload)
+    if not ok then
+        return nil, res
+    end
+    self:_flush_closes()
+    return res
 end
 
 --- Advances the fake clock, firing due timers in order of due time.

@@ -46,3 +46,48 @@ describe("moontide.host", function()
         assert.same({}, rt:members("chat_lobby"))
     end)
 end)
+
+describe("moontide.host reload", function()
+    local moontide = require "moontide"
+
+    it("keeps connections and their state, and moves them to the new code", function()
+        local rt = testing.new()
+        local a = rt:connect("/ws/chat/lobby/")
+        a.conn.state.note = "kept"
+        local old_handler = a.conn._route.handler
+        local g1 = rt:reload()
+        local g2 = rt:reload()
+        assert.equal(g1 + 1, g2)
+        assert.equal("kept", a.conn.state.note)
+        assert.is_not.equal(old_handler, a.conn._route.handler)
+        a:send_json({ type = "heartbeat" })
+        assert.same({ type = "heartbeat_ack" }, a:receive())
+        assert.same({ a }, rt:members("chat_lobby"))
+        rt:assert_no_errors()
+    end)
+
+    it("cancels the timers of the old generation", function()
+        local rt = testing.new()
+        local fired = 0
+        moontide.timer.every(1, function() fired = fired + 1 end)
+        rt:advance(2)
+        assert.equal(2, fired)
+        assert.is_number(rt:reload())
+        rt:advance(5)
+        assert.equal(2, fired)
+    end)
+
+    it("keeps the running generation when the new routes fail to load", function()
+        local rt = testing.new()
+        local a = rt:connect("/ws/chat/lobby/")
+        -- require("routes") finds a preload before the file
+        package.preload.routes = function() error("broken routes") end
+        local ok, err = rt:reload()
+        package.preload.routes = nil
+        assert.is_nil(ok)
+        assert.matches("broken routes", err)
+        a:send_json({ type = "heartbeat" })
+        assert.same({ type = "heartbeat_ack" }, a:receive())
+        assert.equal("/ws/chat/{room}/", host.match("/ws/chat/x/"))
+    end)
+end)
