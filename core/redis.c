@@ -1,0 +1,517 @@
+/* redis.c - hiredis on libuv: connections, backoff, pub/sub, commands. */
+#include "redis.h"
+
+#include "runtime.h"
+
+#include <async.h>
+#include <hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HEADER_LEN 10
+#define HEADER_VERSION 'M'
+#define FLAG_BINARY 1
+#define FLAG_SENDER_DELIVERED 2
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 5000
+#define PING_EVERY_MS 1000
+#define PING_STALL_S 5.0
+#define WARN_EVERY_S 5.0
+
+/* -- The libuv adapter ------------------------------------------------ */
+
+typedef struct {
+    redisAsyncContext *ac;
+    uv_poll_t poll;
+    int events;
+} uv_events_t;
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    uv_events_t *p = h->data;
+    /* A poll error (a dead peer, a refused connect) must reach hiredis as
+     * readiness, so its read or write fails and it reports the loss. */
+    if (status < 0)
+        events = UV_READABLE | UV_WRITABLE;
+    if (p->ac && (events & UV_READABLE))
+        redisAsyncHandleRead(p->ac);
+    if (p->ac && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(p->ac);
+}
+
+static void update(uv_events_t *p, int add, int flag)
+{
+    p->events = add ? p->events | flag : p->events & ~flag;
+    if (p->events)
+        uv_poll_start(&p->poll, p->events, on_poll);
+    else
+        uv_poll_stop(&p->poll);
+}
+
+static void add_read(void *d)
+{
+    update(d, 1, UV_READABLE);
+}
+static void del_read(void *d)
+{
+    update(d, 0, UV_READABLE);
+}
+static void add_write(void *d)
+{
+    update(d, 1, UV_WRITABLE);
+}
+static void del_write(void *d)
+{
+    update(d, 0, UV_WRITABLE);
+}
+
+static void free_events(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void cleanup(void *d)
+{
+    uv_events_t *p = d;
+    p->ac = NULL;
+    uv_poll_stop(&p->poll);
+    uv_close((uv_handle_t *)&p->poll, free_events);
+}
+
+static int attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    uv_events_t *p = mt_xcalloc(1, sizeof *p);
+    if (uv_poll_init(loop, &p->poll, ac->c.fd) != 0) {
+        free(p);
+        return -1;
+    }
+    p->ac = ac;
+    p->poll.data = p;
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    ac->ev.cleanup = cleanup;
+    ac->ev.data = p;
+    return 0;
+}
+
+/* -- Connections ------------------------------------------------------ */
+
+int mt_redis_parse_url(mt_redis_t *r, const char *url, char *err, size_t errlen)
+{
+    if (strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen, "redis_url must start with redis://");
+        return -1;
+    }
+    const char *p = url + 8;
+    const char *at = strrchr(p, '@');
+    free(r->password);
+    r->password = NULL;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        r->password = mt_xstrndup(pw, (size_t)(at - pw));
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    size_t hostport = slash ? (size_t)(slash - p) : strlen(p);
+    char hp[256];
+    if (hostport == 0 || hostport >= sizeof hp) {
+        snprintf(err, errlen, "redis_url has no host");
+        return -1;
+    }
+    memcpy(hp, p, hostport);
+    hp[hostport] = '\0';
+    r->port = 6379;
+    char *colon = strrchr(hp, ':');
+    if (colon && !strchr(colon, ']')) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (*end || port < 1 || port > 65535) {
+            snprintf(err, errlen, "redis_url has a bad port");
+            return -1;
+        }
+        r->port = (int)port;
+        *colon = '\0';
+    }
+    free(r->host);
+    r->host = mt_xstrdup(hp);
+    r->db = 0;
+    if (slash && slash[1]) {
+        char *end;
+        long db = strtol(slash + 1, &end, 10);
+        if (*end || db < 0 || db > 1000000) {
+            snprintf(err, errlen, "redis_url has a bad database number");
+            return -1;
+        }
+        r->db = (int)db;
+    }
+    return 0;
+}
+
+static void connect_conn(mt_redis_conn_t *c);
+
+static void on_retry(uv_timer_t *t)
+{
+    connect_conn(t->data);
+}
+
+static void schedule_retry(mt_redis_conn_t *c)
+{
+    mt_redis_t *r = &c->rt->redis;
+    if (r->stopping)
+        return;
+    uint64_t delay = RETRY_MIN_MS;
+    for (uint32_t i = 0; i < c->attempts && delay < RETRY_MAX_MS; i++)
+        delay *= 2;
+    if (delay > RETRY_MAX_MS)
+        delay = RETRY_MAX_MS;
+    /* Jitter, so a fleet does not reconnect in lockstep. */
+    delay = delay / 2 + (uint64_t)(mt_rand_unit(&c->rt->rand) * (double)delay / 2);
+    c->attempts++;
+    uv_timer_start(&c->retry, on_retry, delay, 0);
+}
+
+static void went_down(mt_redis_t *r, mt_runtime_t *rt, const char *what, const char *why)
+{
+    double now = mt_mono();
+    if (!r->down_since)
+        r->down_since = now;
+    if (now - r->last_warning >= WARN_EVERY_S) {
+        r->last_warning = now;
+        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.redis",
+                                   "redis unavailable: retrying", 27);
+        if (b) {
+            mt_json_kv_cstr(b, "connection", what);
+            mt_json_kv_cstr(b, "error", why);
+            mt_json_kv_cstr(b, "host", r->host);
+            mt_json_kv_int(b, "port", r->port);
+            mt_log_end(&rt->log);
+        }
+    }
+}
+
+static void resubscribe_one(mt_group_t *g, void *ud)
+{
+    mt_runtime_t *rt = ud;
+    g->subscribed = 0;
+    mt_redis_subscribe(rt, g->name, g->len);
+}
+
+static void became_ready(mt_redis_conn_t *c)
+{
+    mt_runtime_t *rt = c->rt;
+    mt_redis_t *r = &rt->redis;
+    c->ready = 1;
+    c->attempts = 0;
+    if (c->subscriber)
+        mt_groups_each(&rt->groups, resubscribe_one, rt);
+    if (mt_redis_up(r)) {
+        double was = r->down_since;
+        r->down_since = 0;
+        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.redis", "redis connected", 15);
+        if (b) {
+            mt_json_kv_cstr(b, "host", r->host);
+            mt_json_kv_int(b, "port", r->port);
+            if (was)
+                mt_json_kv_num(b, "down_seconds", mt_mono() - was);
+            mt_log_end(&rt->log);
+        }
+    }
+}
+
+/* AUTH and SELECT answer here; the connection is ready after the last. */
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *last)
+{
+    mt_redis_conn_t *c = ac->data;
+    redisReply *rep = reply;
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        went_down(&c->rt->redis, c->rt, c->name, rep ? rep->str : "setup failed");
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (last)
+        became_ready(c);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    mt_redis_conn_t *c = ac->data;
+    mt_redis_t *r = &c->rt->redis;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        went_down(r, c->rt, c->name, ac->errstr);
+        c->ac = NULL;
+        schedule_retry(c);
+        return;
+    }
+    redisAsyncContext *mac = c->ac;
+    int steps = (r->password != NULL) + (r->db != 0);
+    if (steps == 0) {
+        became_ready(c);
+        return;
+    }
+    if (r->password)
+        redisAsyncCommand(mac, on_setup_reply, steps == 1 ? (void *)1 : NULL, "AUTH %s",
+                          r->password);
+    if (r->db)
+        redisAsyncCommand(mac, on_setup_reply, (void *)1, "SELECT %d", r->db);
+}
+
+static void unsubscribed_one(mt_group_t *g, void *ud)
+{
+    (void)ud;
+    g->subscribed = 0;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    mt_redis_conn_t *c = ac->data;
+    mt_runtime_t *rt = c->rt;
+    c->ac = NULL;
+    c->ready = 0;
+    if (c->subscriber)
+        mt_groups_each(&rt->groups, unsubscribed_one, NULL);
+    if (c == &rt->redis.cmd)
+        rt->redis.ping_sent = 0;
+    if (rt->redis.stopping)
+        return;
+    went_down(&rt->redis, rt, c->name, status == REDIS_OK ? "closed" : ac->errstr);
+    schedule_retry(c);
+}
+
+static void connect_conn(mt_redis_conn_t *c)
+{
+    mt_runtime_t *rt = c->rt;
+    mt_redis_t *r = &rt->redis;
+    redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+    if (!ac) {
+        went_down(r, rt, c->name, "out of memory");
+        schedule_retry(c);
+        return;
+    }
+    if (ac->err || attach(ac, &rt->loop) != 0) {
+        went_down(r, rt, c->name, ac->err ? ac->errstr : "cannot poll the socket");
+        redisAsyncFree(ac);
+        schedule_retry(c);
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+}
+
+static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
+{
+    mt_redis_conn_t *c = ac->data;
+    mt_redis_t *r = &c->rt->redis;
+    (void)priv;
+    if (reply && r->ping_sent)
+        r->latency = mt_mono() - r->ping_sent;
+    r->ping_sent = 0;
+}
+
+/* A PING a second; one unanswered for PING_STALL_S means a stalled
+ * server: drop the connection and let the retry logic take over. */
+static void on_ping_timer(uv_timer_t *t)
+{
+    mt_runtime_t *rt = t->data;
+    mt_redis_t *r = &rt->redis;
+    if (!r->cmd.ready)
+        return;
+    if (r->ping_sent) {
+        if (mt_mono() - r->ping_sent > PING_STALL_S) {
+            went_down(r, rt, "commands", "PING unanswered: server stalled");
+            redisAsyncDisconnect(r->cmd.ac);
+        }
+        return;
+    }
+    r->ping_sent = mt_mono();
+    redisAsyncCommand(r->cmd.ac, on_pong, NULL, "PING");
+}
+
+static void init_conn(mt_runtime_t *rt, mt_redis_conn_t *c, const char *name, int subscriber)
+{
+    c->rt = rt;
+    c->name = name;
+    c->subscriber = subscriber;
+    uv_timer_init(&rt->loop, &c->retry);
+    c->retry.data = c;
+}
+
+void mt_redis_start(mt_runtime_t *rt)
+{
+    mt_redis_t *r = &rt->redis;
+    r->configured = 1;
+    r->instance = mt_rand_u64(&rt->rand);
+    r->down_since = mt_mono();
+    init_conn(rt, &r->cmd, "commands", 0);
+    init_conn(rt, &r->sub, "subscriptions", 1);
+    uv_timer_init(&rt->loop, &r->ping);
+    r->ping.data = rt;
+    uv_timer_start(&r->ping, on_ping_timer, PING_EVERY_MS, PING_EVERY_MS);
+    connect_conn(&r->cmd);
+    connect_conn(&r->sub);
+}
+
+static void close_conn(mt_redis_conn_t *c)
+{
+    uv_timer_stop(&c->retry);
+    uv_close((uv_handle_t *)&c->retry, NULL);
+    if (c->ac) {
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        c->ready = 0;
+        redisAsyncFree(ac); /* pending callbacks get NULL replies */
+    }
+}
+
+void mt_redis_stop(mt_runtime_t *rt)
+{
+    mt_redis_t *r = &rt->redis;
+    if (!r->configured || r->stopping)
+        return;
+    r->stopping = 1;
+    uv_timer_stop(&r->ping);
+    uv_close((uv_handle_t *)&r->ping, NULL);
+    close_conn(&r->cmd);
+    close_conn(&r->sub);
+}
+
+int mt_redis_up(const mt_redis_t *r)
+{
+    return r->cmd.ready && r->sub.ready;
+}
+
+/* -- Pub/sub ------------------------------------------------------------ */
+
+static void channel_name(mt_buf_t *b, const mt_redis_t *r, const char *group, size_t len)
+{
+    mt_buf_reset(b);
+    mt_buf_adds(b, r->prefix);
+    mt_buf_add(b, "group:", 6);
+    mt_buf_add(b, group, len);
+}
+
+static void on_publish_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    mt_redis_conn_t *c = ac->data;
+    redisReply *rep = reply;
+    (void)priv;
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        c->rt->stats.errors[MT_ERR_REDIS_UNAVAILABLE]++;
+        went_down(&c->rt->redis, c->rt, c->name, rep ? rep->str : "publish lost");
+    }
+}
+
+int mt_redis_publish(mt_runtime_t *rt, const char *group, size_t len, const mt_frame_t *f,
+                     int sender_delivered)
+{
+    mt_redis_t *r = &rt->redis;
+    if (!r->cmd.ready)
+        return -1;
+    mt_buf_t ch = MT_BUF_INIT, msg = MT_BUF_INIT;
+    channel_name(&ch, r, group, len);
+    unsigned char hdr[HEADER_LEN] = {HEADER_VERSION,
+                                     (unsigned char)((f->binary ? FLAG_BINARY : 0) |
+                                                     (sender_delivered ? FLAG_SENDER_DELIVERED
+                                                                       : 0))};
+    for (int i = 0; i < 8; i++)
+        hdr[2 + i] = (unsigned char)(r->instance >> (8 * i));
+    mt_buf_reserve(&msg, HEADER_LEN + f->len);
+    mt_buf_add(&msg, hdr, HEADER_LEN);
+    mt_buf_add(&msg, f->data + LWS_PRE, f->len);
+    int rc = redisAsyncCommand(r->cmd.ac, on_publish_reply, NULL, "PUBLISH %b %b", ch.data,
+                               ch.len, msg.data, msg.len);
+    mt_buf_free(&ch);
+    mt_buf_free(&msg);
+    return rc == REDIS_OK ? 0 : -1;
+}
+
+/* Subscription replies: confirmations and the messages of the channel. */
+static void on_subscription(redisAsyncContext *ac, void *reply, void *priv)
+{
+    mt_redis_conn_t *c = ac->data;
+    mt_runtime_t *rt = c->rt;
+    mt_redis_t *r = &rt->redis;
+    redisReply *rep = reply;
+    (void)priv;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    const char *kind = rep->element[0]->str;
+    const char *ch = rep->element[1]->str;
+    size_t chlen = rep->element[1]->len, plen = strlen(r->prefix) + 6;
+    if (chlen < plen)
+        return;
+    const char *group = ch + plen;
+    size_t glen = chlen - plen;
+    mt_group_t *g = mt_groups_find(&rt->groups, group, glen);
+    if (strcmp(kind, "subscribe") == 0) {
+        if (g)
+            g->subscribed = 1;
+        return;
+    }
+    if (strcmp(kind, "message") != 0 || rep->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    const unsigned char *m = (const unsigned char *)rep->element[2]->str;
+    size_t mlen = rep->element[2]->len;
+    if (mlen < HEADER_LEN || m[0] != HEADER_VERSION)
+        return;
+    uint64_t sender = 0;
+    for (int i = 0; i < 8; i++)
+        sender |= (uint64_t)m[2 + i] << (8 * i);
+    if (sender == r->instance && (m[1] & FLAG_SENDER_DELIVERED))
+        return; /* delivered here already, when it was sent */
+    if (!g)
+        return;
+    mt_frame_t *f = mt_frame_new(m + HEADER_LEN, mlen - HEADER_LEN, m[1] & FLAG_BINARY);
+    mt_channel_deliver_local(rt, group, glen, f);
+    mt_frame_unref(f);
+}
+
+void mt_redis_subscribe(mt_runtime_t *rt, const char *group, size_t len)
+{
+    mt_redis_t *r = &rt->redis;
+    if (!r->sub.ready)
+        return;
+    mt_buf_t ch = MT_BUF_INIT;
+    channel_name(&ch, r, group, len);
+    redisAsyncCommand(r->sub.ac, on_subscription, NULL, "SUBSCRIBE %b", ch.data, ch.len);
+    mt_buf_free(&ch);
+}
+
+void mt_redis_unsubscribe(mt_runtime_t *rt, const char *group, size_t len)
+{
+    mt_redis_t *r = &rt->redis;
+    if (!r->sub.ready)
+        return;
+    mt_buf_t ch = MT_BUF_INIT;
+    channel_name(&ch, r, group, len);
+    redisAsyncCommand(r->sub.ac, NULL, NULL, "UNSUBSCRIBE %b", ch.data, ch.len);
+    mt_buf_free(&ch);
+}
+
+/* -- Scripts' commands --------------------------------------------------- */
+
+static void on_command_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    mt_redis_conn_t *c = ac->data;
+    uint64_t id = (uint64_t)(uintptr_t)priv;
+    if (c && c->rt)
+        mt_script_redis_reply(c->rt, id, reply);
+}
+
+int mt_redis_send_command(mt_runtime_t *rt, int argc, const char **argv, const size_t *argvlen,
+                     uint64_t id)
+{
+    mt_redis_t *r = &rt->redis;
+    if (!r->cmd.ready)
+        return -1;
+    return redisAsyncCommandArgv(r->cmd.ac, on_command_reply, (void *)(uintptr_t)id, argc, argv,
+                                 argvlen) == REDIS_OK
+               ? 0
+               : -1;
+}

@@ -1,0 +1,89 @@
+/*
+ * redis.h - Redis on the loop: the channel layer's transport across
+ * instances, and asynchronous commands for scripts.
+ *
+ * Two connections (hiredis async, attached to the loop by our own
+ * adapter: Debian's ignores poll errors and hangs on a dead peer): one
+ * for SUBSCRIBE, one for PUBLISH, scripts' commands and a PING watchdog
+ * (hiredis 0.14 has no timeouts, so a stalled server is only noticed by
+ * a PING that goes unanswered). A lost or refused connection is retried
+ * from a timer with capped exponential backoff and jitter; the
+ * subscription connection resubscribes every local group. Nothing busy-
+ * loops while Redis is away.
+ *
+ * Group messages are published on <prefix>group:<name> as a 10-byte
+ * header (version, flags, sender instance id) and the payload. Each
+ * instance delivers what it receives to its local members. The sender's
+ * instance delivers locally itself only when its own subscription cannot
+ * bring the message back (not yet confirmed, or Redis down), and then
+ * flags the message so it skips its own copy: exactly once either way.
+ *
+ * Owns: the hiredis contexts, their poll handles and timers.
+ * Lifecycle: mt_redis_start (config has redis_url), mt_redis_stop.
+ */
+#ifndef MT_REDIS_H
+#define MT_REDIS_H
+
+#include "frame.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct mt_runtime;
+struct redisAsyncContext;
+
+typedef struct mt_redis_conn {
+    struct mt_runtime *rt;
+    struct redisAsyncContext *ac; /* NULL while disconnected */
+    const char *name;             /* "commands" | "subscriptions" */
+    int ready;                    /* connected, authenticated, db selected */
+    int subscriber;
+    uint32_t attempts; /* failed attempts since the last success */
+    uv_timer_t retry;
+} mt_redis_conn_t;
+
+typedef struct mt_redis {
+    int configured;
+    char *host;
+    int port;
+    char *password;
+    int db;
+    char *prefix; /* channel and key namespace, e.g. "moontide:" */
+    uint64_t instance;
+    mt_redis_conn_t cmd, sub;
+    uv_timer_t ping;
+    double ping_sent;    /* monotonic time of the unanswered PING, or 0 */
+    double latency;      /* seconds, last PING round trip */
+    double down_since;   /* monotonic; 0 while up */
+    double last_warning; /* monotonic; rate-limits "unavailable" lines */
+    int stopping;
+} mt_redis_t;
+
+/**
+ * Parses redis://[:password@]host[:port][/db] into r. Returns 0, or -1
+ * with the reason in err.
+ */
+int mt_redis_parse_url(mt_redis_t *r, const char *url, char *err, size_t errlen);
+/** Starts connecting (never fails: an absent Redis is retried). */
+void mt_redis_start(struct mt_runtime *rt);
+/** Closes the connections and timers (shutdown). */
+void mt_redis_stop(struct mt_runtime *rt);
+/** 1 when both connections are ready. */
+int mt_redis_up(const mt_redis_t *r);
+
+/** Publishes a frame to a group; 0, or -1 when the command link is down. */
+int mt_redis_publish(struct mt_runtime *rt, const char *group, size_t len, const mt_frame_t *f,
+                     int sender_delivered);
+/** (Un)subscribes a group's channel; no-op while the link is down. */
+void mt_redis_subscribe(struct mt_runtime *rt, const char *group, size_t len);
+void mt_redis_unsubscribe(struct mt_runtime *rt, const char *group, size_t len);
+
+/**
+ * Sends a script's command; the reply goes to mt_script_redis_reply with
+ * id. Returns 0, or -1 when the command link is down (no reply follows).
+ */
+int mt_redis_send_command(struct mt_runtime *rt, int argc, const char **argv, const size_t *argvlen,
+                          uint64_t id);
+
+#endif
