@@ -58,6 +58,7 @@ static const cfg_desc_t descs[] = {
      "an integer from 100 to 10000000"},
     {"metrics_max_series_per_family", CFG_INT, F(metrics_max_series_per_family), 10, 10000000,
      "an integer from 10 to 10000000"},
+    {"redis_prefix", CFG_STR, F(redis_prefix), 0, 0, "a non-empty prefix such as moontide:"},
     {"admin_token", CFG_OPTSTR, F(admin_token), 0, 0, "a secret string (empty: none)"},
     {"trusted_proxies", CFG_CIDRS, F(trusted_proxies), 0, 0,
      "a list of IP addresses or CIDR blocks (comma-separated in the environment)"},
@@ -78,6 +79,7 @@ void mt_config_init(mt_config_t *cfg)
     cfg->max_send_queue_bytes = 4 << 20;
     cfg->log_level = MT_LOG_INFO;
     cfg->scripts = mt_xstrdup("lua");
+    cfg->redis_prefix = mt_xstrdup("moontide:");
     cfg->metrics_max_series = 20000;
     cfg->metrics_max_series_per_family = 2000;
 }
@@ -90,6 +92,7 @@ void mt_config_free(mt_config_t *cfg)
     free(cfg->scripts);
     free(cfg->redis_url);
     free(cfg->admin_token);
+    free(cfg->redis_prefix);
     mt_cidr_set_free(&cfg->trusted_proxies);
     memset(cfg, 0, sizeof *cfg);
 }

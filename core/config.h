@@ -34,6 +34,7 @@ typedef struct mt_config {
     int log_level;
     char *scripts;
     char *redis_url; /* NULL: in-memory channel layer */
+    char *redis_prefix; /* namespace of channels and keys in a shared Redis */
     char *admin_token; /* bearer token for admin endpoints from non-loopback; NULL: none */
     mt_cidr_set_t trusted_proxies;
     int metrics_max_series;            /* series budget, all families */

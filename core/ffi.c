@@ -69,7 +69,7 @@ int mt_group_add(const char *name, size_t len, uint64_t conn)
     mt_conn_t *c = live_conn(rt, conn);
     if (!c)
         return MT_DECLINED;
-    mt_groups_add(&rt->groups, name, len, c);
+    mt_channel_join(rt, name, len, c);
     return MT_OK;
 }
 
@@ -79,7 +79,7 @@ int mt_group_discard(const char *name, size_t len, uint64_t conn)
     if (!valid_group(name, len))
         return MT_ERROR;
     mt_conn_t *c = mt_handles_get(&rt->conns, conn);
-    if (!c || mt_groups_discard(&rt->groups, name, len, c) < 0)
+    if (!c || mt_channel_leave(rt, name, len, c) < 0)
         return MT_DECLINED;
     return MT_OK;
 }
@@ -255,6 +255,28 @@ void mt_series_observe(mt_series_t *s, double v)
 double mt_series_get(const mt_series_t *s)
 {
     return s->value;
+}
+
+int mt_redis_command(int argc, const char **argv, const size_t *argvlen, double *out_id)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    if (argc < 1 || argc > 1024 || !argv || !argvlen || !out_id)
+        return MT_ERROR;
+    if (!rt->redis.configured)
+        return MT_DECLINED;
+    uint64_t id = ++rt->redis_requests;
+    if (mt_redis_send_command(rt, argc, argv, argvlen, id) != 0) {
+        rt->stats.errors[MT_ERR_REDIS_UNAVAILABLE]++;
+        return MT_AGAIN;
+    }
+    *out_id = (double)id;
+    return MT_OK;
+}
+
+int mt_redis_state(void)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    return !rt->redis.configured ? 0 : mt_redis_up(&rt->redis) ? 2 : 1;
 }
 
 #pragma GCC visibility pop

@@ -137,6 +137,13 @@ void mt_groups_discard_all(mt_groups_t *gs, mt_conn_t *c,
     }
 }
 
+void mt_groups_each(mt_groups_t *gs, void (*fn)(mt_group_t *g, void *ud), void *ud)
+{
+    for (uint32_t i = 0; i < gs->nbuckets; i++)
+        for (mt_group_t *g = gs->buckets[i]; g; g = g->next)
+            fn(g, ud);
+}
+
 void mt_groups_free(mt_groups_t *gs)
 {
     for (uint32_t i = 0; i < gs->nbuckets; i++) {

@@ -24,6 +24,7 @@ typedef struct mt_group {
     uint32_t len, hash;
     mt_conn_t **members;
     uint32_t n, cap;
+    int subscribed;        /* the channel layer's subscription is confirmed */
     struct mt_group *next; /* hash chain */
 } mt_group_t;
 
@@ -56,6 +57,8 @@ int mt_groups_discard(mt_groups_t *gs, const char *name, size_t len, mt_conn_t *
  */
 void mt_groups_discard_all(mt_groups_t *gs, mt_conn_t *c,
                            void (*emptied)(void *ud, const char *name, size_t len), void *ud);
+/** Calls fn for every group (fn must not add or remove groups). */
+void mt_groups_each(mt_groups_t *gs, void (*fn)(mt_group_t *g, void *ud), void *ud);
 void mt_groups_free(mt_groups_t *gs);
 
 #endif

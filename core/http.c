@@ -200,44 +200,62 @@ static void body_healthz(mt_runtime_t *rt, mt_buf_t *b)
     mt_buf_addc(b, '}');
 }
 
-/* Readiness from the facts the core has; 200 or 503 with the reasons. */
-static int body_readyz(mt_runtime_t *rt, mt_buf_t *b)
+/* The built-in rules, used when the scripts have no readiness policy or
+ * it fails: not ready while draining, while the channel layer is down or
+ * at the connection limit. */
+static int builtin_readiness(mt_runtime_t *rt, mt_buf_t *checks, mt_buf_t *reasons)
 {
     const char *channel_reason;
     int channel_ok = mt_channel_ready(rt, &channel_reason);
     int at_limit = mt_runtime_active(rt) >= (uint32_t)rt->cfg.max_connections;
-    int ready = !rt->draining && channel_ok && !at_limit;
+    mt_buf_addc(checks, '{');
+    mt_json_kv_cstr(checks, "draining", rt->draining ? "draining" : "ok");
+    mt_json_kv_cstr(checks, "channel_layer", channel_ok ? "ok" : channel_reason);
+    mt_json_kv_cstr(checks, "connections", at_limit ? "connection limit reached" : "ok");
+    mt_buf_addc(checks, '}');
+    mt_buf_addc(reasons, '[');
+    const char *list[3] = {rt->draining ? "draining" : NULL, channel_ok ? NULL : channel_reason,
+                           at_limit ? "connection limit reached" : NULL};
+    int n = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!list[i])
+            continue;
+        if (n++)
+            mt_buf_addc(reasons, ',');
+        mt_json_cstr(reasons, list[i]);
+    }
+    mt_buf_addc(reasons, ']');
+    return n == 0;
+}
+
+/* Readiness as the policy decides from the core's facts; 200 or 503. */
+static int body_readyz(mt_runtime_t *rt, mt_buf_t *b)
+{
+    mt_buf_t checks = MT_BUF_INIT, reasons = MT_BUF_INIT;
+    int ready;
+    if (mt_script_readiness(rt, &ready, &checks, &reasons) != 0) {
+        mt_buf_reset(&checks);
+        mt_buf_reset(&reasons);
+        ready = builtin_readiness(rt, &checks, &reasons);
+    }
     mt_buf_addc(b, '{');
     mt_json_kv_cstr(b, "status", ready ? "ready" : "not_ready");
     mt_json_kv_cstr(b, "color", rt->cfg.color);
     mt_json_kv_int(b, "active_connections", mt_runtime_active(rt));
     mt_json_kv_num(b, "timestamp", mt_now());
     mt_json_key(b, "checks");
-    mt_buf_addc(b, '{');
-    mt_json_kv_cstr(b, "draining", rt->draining ? "draining" : "ok");
-    mt_json_kv_cstr(b, "channel_layer", channel_ok ? "ok" : channel_reason);
-    mt_json_kv_cstr(b, "connections", at_limit ? "at_limit" : "ok");
-    mt_buf_addc(b, '}');
+    mt_buf_add(b, checks.data, checks.len);
     mt_json_key(b, "reasons");
-    mt_buf_addc(b, '[');
-    int first = 1;
-    if (rt->draining) {
-        mt_json_cstr(b, "draining");
-        first = 0;
-    }
-    if (!channel_ok) {
-        if (!first)
-            mt_buf_addc(b, ',');
-        mt_json_cstr(b, channel_reason);
-        first = 0;
-    }
-    if (at_limit) {
-        if (!first)
-            mt_buf_addc(b, ',');
-        mt_json_cstr(b, "connection limit reached");
-    }
-    mt_buf_add(b, "]}", 2);
+    mt_buf_add(b, reasons.data, reasons.len);
+    mt_buf_addc(b, '}');
+    mt_buf_free(&checks);
+    mt_buf_free(&reasons);
     return ready ? 200 : 503;
+}
+
+static void count_subscribed(mt_group_t *g, void *ud)
+{
+    *(uint32_t *)ud += g->subscribed != 0;
 }
 
 static void body_status(mt_runtime_t *rt, mt_buf_t *b)
@@ -252,6 +270,22 @@ static void body_status(mt_runtime_t *rt, mt_buf_t *b)
     mt_json_kv_cstr(b, "version", MT_VERSION);
     mt_json_kv_num(b, "uptime", mt_mono() - rt->started_mono);
     mt_json_kv_cstr(b, "channel_layer", rt->channel.kind);
+    uint32_t subscribed = 0;
+    mt_groups_each(&rt->groups, count_subscribed, &subscribed);
+    mt_json_key(b, "groups");
+    mt_buf_addc(b, '{');
+    mt_json_kv_int(b, "local", rt->groups.count);
+    mt_json_kv_int(b, "subscribed", subscribed);
+    mt_buf_addc(b, '}');
+    if (rt->redis.configured) {
+        mt_json_key(b, "redis");
+        mt_buf_addc(b, '{');
+        mt_json_kv_bool(b, "connected", mt_redis_up(&rt->redis));
+        mt_json_kv_num(b, "latency_seconds", rt->redis.latency);
+        mt_json_kv_num(b, "down_seconds",
+                       rt->redis.down_since ? mt_mono() - rt->redis.down_since : 0);
+        mt_buf_addc(b, '}');
+    }
     const mt_script_t *s = &rt->script;
     mt_json_key(b, "scripts");
     mt_buf_addc(b, '{');

@@ -128,6 +128,8 @@ void mt_instruments_init(mt_runtime_t *rt)
 
 void mt_instruments_close(mt_runtime_t *rt)
 {
+    if (!rt->ins.lag_timer.loop) /* never started */
+        return;
     uv_timer_stop(&rt->ins.lag_timer);
     if (!uv_is_closing((uv_handle_t *)&rt->ins.lag_timer))
         uv_close((uv_handle_t *)&rt->ins.lag_timer, NULL);

@@ -6,6 +6,7 @@
 #include "ws.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -153,6 +154,7 @@ static void finish(mt_runtime_t *rt, const char *why)
     mt_timers_stop_all(rt);
     mt_instruments_close(rt);
     mt_watch_stop(rt);
+    mt_channel_close(rt);
     if (rt->lws)
         lws_context_destroy(rt->lws);
 }
@@ -258,12 +260,17 @@ void mt_runtime_free(mt_runtime_t *rt)
         rt->lws = NULL;
     }
     if (rt->loop.data) {
+        /* After a failed start, finish() never ran: close what did start. */
+        mt_instruments_close(rt);
+        mt_watch_stop(rt);
+        mt_channel_close(rt);
         uv_run(&rt->loop, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop);
         rt->loop.data = NULL;
     }
-    mt_channel_close(rt);
     mt_script_free(rt);
+    free(rt->redis.host);
+    free(rt->redis.password);
     mt_handles_free(&rt->timers);
     mt_handles_free(&rt->conns);
     mt_groups_free(&rt->groups);

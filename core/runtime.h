@@ -23,6 +23,7 @@
 #include "instruments.h"
 #include "log.h"
 #include "metrics.h"
+#include "redis.h"
 #include "rand.h"
 #include "script.h"
 #include "stats.h"
@@ -48,6 +49,7 @@ typedef struct mt_runtime {
     mt_handles_t timers; /* mt_timer_t by handle */
     mt_groups_t groups;
     mt_channel_t channel;
+    mt_redis_t redis;
     mt_script_t script;
     mt_watch_t watch;
 
@@ -62,7 +64,8 @@ typedef struct mt_runtime {
     double started_mono; /* monotonic, process start */
     double startup_seconds;
     int listen_port;
-    double drain_started; /* monotonic */
+    uint64_t redis_requests; /* ids of scripts' Redis commands */
+    double drain_started;    /* monotonic */
     int draining;
     int finishing;
     int exit_code;

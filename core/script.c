@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 
+#include <hiredis.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <string.h>
@@ -176,6 +177,8 @@ int mt_script_init(mt_runtime_t *rt)
     lua_setfield(L, -2, "scripts");
     lua_pushstring(L, rt->cfg.color);
     lua_setfield(L, -2, "color");
+    lua_pushstring(L, rt->cfg.redis_prefix);
+    lua_setfield(L, -2, "redis_prefix");
     push_files(rt);
     lua_setfield(L, -2, "files");
     if (lua_pcall(L, 1, 1, 1) != 0)
@@ -188,10 +191,13 @@ int mt_script_init(mt_runtime_t *rt)
     s->ref_timer = ref_field(L, host, "timer");
     s->ref_match = ref_field(L, host, "match");
     s->ref_reload = ref_field(L, host, "reload");
+    s->ref_redis_reply = ref_field(L, host, "redis_reply");
+    s->ref_readiness = ref_field(L, host, "readiness");
     lua_settop(L, 1);
     if (s->ref_open == LUA_NOREF || s->ref_message == LUA_NOREF || s->ref_close == LUA_NOREF ||
-        s->ref_timer == LUA_NOREF || s->ref_match == LUA_NOREF || s->ref_reload == LUA_NOREF) {
-        lua_pushliteral(L, "moontide.host lacks open/message/close/timer/match/reload");
+        s->ref_timer == LUA_NOREF || s->ref_match == LUA_NOREF || s->ref_reload == LUA_NOREF ||
+        s->ref_redis_reply == LUA_NOREF || s->ref_readiness == LUA_NOREF) {
+        lua_pushliteral(L, "moontide.host lacks one of its entry points");
         return load_error(rt, "host");
     }
     s->loaded_at = mt_now();
@@ -287,6 +293,119 @@ void mt_script_timer(mt_runtime_t *rt, uint64_t timer)
     lua_pushnumber(L, (lua_Number)timer);
     if (lua_pcall(L, 1, 0, 1) != 0)
         report(rt, "timer", NULL);
+}
+
+/* Pushes a reply as a Lua value: strings, numbers, tables; a nil inside
+ * an array is lightuserdata NULL (cjson.null), so the array keeps its
+ * length. */
+static void push_reply(lua_State *L, const redisReply *r, int depth)
+{
+    switch (r->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+        lua_pushlstring(L, r->str, r->len);
+        break;
+    case REDIS_REPLY_INTEGER:
+        lua_pushnumber(L, (lua_Number)r->integer);
+        break;
+    case REDIS_REPLY_ARRAY:
+        lua_createtable(L, (int)r->elements, 0);
+        for (size_t i = 0; i < r->elements && depth < 16; i++) {
+            push_reply(L, r->element[i], depth + 1);
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        break;
+    default:
+        lua_pushlightuserdata(L, NULL);
+        break;
+    }
+}
+
+void mt_script_redis_reply(mt_runtime_t *rt, uint64_t id, void *reply)
+{
+    lua_State *L = rt->script.L;
+    const redisReply *r = reply;
+    if (!L)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_redis_reply);
+    lua_pushnumber(L, (lua_Number)id);
+    if (!r) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "redis connection lost");
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        lua_pushnil(L);
+        lua_pushlstring(L, r->str, r->len);
+    } else if (r->type == REDIS_REPLY_NIL) {
+        lua_pushnil(L);
+        lua_pushnil(L);
+    } else {
+        push_reply(L, r, 0);
+        lua_pushnil(L);
+    }
+    if (lua_pcall(L, 3, 0, 1) != 0)
+        report(rt, "redis reply", NULL);
+}
+
+int mt_script_readiness(mt_runtime_t *rt, int *ready, mt_buf_t *checks, mt_buf_t *reasons)
+{
+    lua_State *L = rt->script.L;
+    const char *channel_reason;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_readiness);
+    lua_createtable(L, 0, 12);
+    lua_pushboolean(L, rt->draining);
+    lua_setfield(L, -2, "draining");
+    lua_pushnumber(L, mt_runtime_active(rt));
+    lua_setfield(L, -2, "active_connections");
+    lua_pushnumber(L, rt->cfg.max_connections);
+    lua_setfield(L, -2, "max_connections");
+    lua_pushstring(L, rt->channel.kind);
+    lua_setfield(L, -2, "channel_layer");
+    lua_pushboolean(L, mt_channel_ready(rt, &channel_reason));
+    lua_setfield(L, -2, "channel_ready");
+    lua_pushboolean(L, rt->redis.configured);
+    lua_setfield(L, -2, "redis_configured");
+    lua_pushboolean(L, mt_redis_up(&rt->redis));
+    lua_setfield(L, -2, "redis_connected");
+    lua_pushnumber(L, rt->redis.latency);
+    lua_setfield(L, -2, "redis_latency");
+    lua_pushnumber(L, rt->redis.down_since ? mt_mono() - rt->redis.down_since : 0);
+    lua_setfield(L, -2, "redis_down_seconds");
+    lua_pushnumber(L, (lua_Number)rt->script.generation);
+    lua_setfield(L, -2, "scripts_generation");
+    if (lua_pcall(L, 1, 3, 1) != 0) {
+        report(rt, "readiness policy", NULL);
+        return -1;
+    }
+    if (lua_isnil(L, -3)) { /* no policy loaded */
+        lua_pop(L, 3);
+        return -1;
+    }
+    *ready = lua_toboolean(L, -3);
+    mt_buf_addc(checks, '{');
+    if (lua_istable(L, -2)) {
+        lua_pushnil(L);
+        while (lua_next(L, -3) != 0) {
+            if (lua_type(L, -2) == LUA_TSTRING && lua_isstring(L, -1))
+                mt_json_kv_cstr(checks, lua_tostring(L, -2), lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    }
+    mt_buf_addc(checks, '}');
+    mt_buf_addc(reasons, '[');
+    if (lua_istable(L, -1)) {
+        size_t n = lua_objlen(L, -1);
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, (int)i);
+            if (i > 1)
+                mt_buf_addc(reasons, ',');
+            mt_json_cstr(reasons, lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    }
+    mt_buf_addc(reasons, ']');
+    lua_pop(L, 3);
+    return 0;
 }
 
 size_t mt_script_memory(mt_runtime_t *rt)

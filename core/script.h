@@ -16,6 +16,8 @@
 #ifndef MT_SCRIPT_H
 #define MT_SCRIPT_H
 
+#include "buf.h"
+
 #include <lua.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +28,7 @@ struct mt_conn;
 typedef struct mt_script {
     lua_State *L;
     int ref_open, ref_message, ref_close, ref_timer, ref_match, ref_reload;
+    int ref_redis_reply, ref_readiness;
     uint64_t generation; /* scripts loaded so far; 1 after start */
     double loaded_at;    /* wall clock of the last successful load */
     /* The last reload, for /status and /admin/reload. */
@@ -64,6 +67,16 @@ void mt_script_timer(struct mt_runtime *rt, uint64_t timer);
  * counted in moontide_script_reloads_total. Returns 0 or -1.
  */
 int mt_script_reload(struct mt_runtime *rt, const char *trigger, const char *changed, int n);
+/** Passes a Redis reply (a redisReply, or NULL when the link dropped)
+ *  to the script that sent command id. */
+void mt_script_redis_reply(struct mt_runtime *rt, uint64_t id, void *reply);
+/**
+ * Runs the readiness policy (lua/policies/health.lua) on the core's facts.
+ * Returns 0 with *ready set and the policy's checks (a JSON object) and
+ * reasons (a JSON array) appended, or -1 when there is no policy or it
+ * failed (logged); then the caller decides with its built-in rules.
+ */
+int mt_script_readiness(struct mt_runtime *rt, int *ready, mt_buf_t *checks, mt_buf_t *reasons);
 /** Bytes of memory the Lua state uses. */
 size_t mt_script_memory(struct mt_runtime *rt);
 

@@ -241,7 +241,7 @@ static void on_closed(mt_runtime_t *rt, mt_conn_t *c, void *user)
     int code = c->close_code        ? c->close_code
                : c->peer_close_code ? c->peer_close_code
                                     : LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
-    mt_groups_discard_all(&rt->groups, c, NULL, NULL);
+    mt_channel_leave_all(rt, c);
     mt_script_close(rt, c, code, c->close_reason);
     mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.ws", "WebSocket disconnected", 22);
     if (b) {
