@@ -8,16 +8,21 @@
 --   JSON but not an object, or a message without a string text
 --                                     -> {"type":"error","error":"invalid_message"}
 --   any other type                    -> {"type":"error","error":"unknown_type"}
--- Errors keep the connection open.
+-- Errors keep the connection open. With Redis, the room keeps its last
+-- HISTORY messages and a client that joins first receives
+--   {"type":"history","messages":[<message>, ...]}   (oldest first)
 local moontide = require "moontide"
 
 local type = type
-local json_decode = moontide.json.decode
+local json_decode, json_encode = moontide.json.decode, moontide.json.encode
+local redis = moontide.redis
 local groups = moontide.groups
 local count_error, count_message = moontide.count_error, moontide.count_message
 local log = moontide.logger("handlers.chat")
 
 local _M = {}
+
+local HISTORY = 50
 
 local HEARTBEAT_ACK = '{"type":"heartbeat_ack"}'
 local ERR_JSON = '{"type":"error","error":"json_decode_error"}'
@@ -31,6 +36,19 @@ function _M.on_open(conn)
     end
     conn.state.group = group
     groups.add(group, conn)
+    if redis.available() then
+        conn.state.history_key = redis.key("chat", "history", conn.params.room)
+        redis.command({ "LRANGE", conn.state.history_key, 0, HISTORY - 1 }, function(list)
+            if type(list) ~= "table" or #list == 0 or conn.closed then
+                return
+            end
+            local messages = {}
+            for i = #list, 1, -1 do -- stored newest first
+                messages[#messages + 1] = json_decode(list[i])
+            end
+            conn:send({ type = "history", messages = messages })
+        end)
+    end
 end
 
 function _M.on_message(conn, text)
@@ -48,11 +66,12 @@ function _M.on_message(conn, text)
         if type(msg.text) ~= "string" then
             return conn:send(ERR_INVALID)
         end
-        groups.send(conn.state.group, {
-            type = "message",
-            text = msg.text,
-            connection_id = conn.id,
-        })
+        local out = json_encode({ type = "message", text = msg.text, connection_id = conn.id })
+        groups.send(conn.state.group, out)
+        local key = conn.state.history_key
+        if key and redis.command({ "LPUSH", key, out }) then
+            redis.command({ "LTRIM", key, 0, HISTORY - 1 })
+        end
     elseif kind == "heartbeat" then
         count_message("heartbeat")
         conn:send(HEARTBEAT_ACK)

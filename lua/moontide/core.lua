@@ -113,4 +113,37 @@ function _M.metric_get(series)
     return C.mt_series_get(series)
 end
 
+local id_out = ffi.new("double[1]")
+
+--- Sends a command (a list of strings and numbers). Returns the request
+-- id, or nil and "redis not configured" / "redis unavailable".
+function _M.redis_command(args)
+    local n = #args
+    local argv = ffi.new("const char *[?]", n)
+    local lens = ffi.new("size_t[?]", n)
+    -- argv points into these strings: keep them referenced until the call
+    -- returns (hiredis copies them into its output buffer).
+    local strs = {}
+    for i = 1, n do
+        strs[i] = tostring(args[i])
+        argv[i - 1] = strs[i]
+        lens[i - 1] = #strs[i]
+    end
+    local rc = C.mt_redis_command(n, argv, lens, id_out)
+    strs[0] = nil -- the table stays live up to here
+    if rc == 0 then
+        return id_out[0]
+    elseif rc == -5 then
+        return nil, "redis not configured"
+    elseif rc == -2 then
+        return nil, "redis unavailable"
+    end
+    return nil, "bad redis command"
+end
+
+--- 0: not configured, 1: configured but down, 2: up.
+function _M.redis_state()
+    return C.mt_redis_state()
+end
+
 return _M

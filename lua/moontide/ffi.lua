@@ -42,6 +42,8 @@ int mt_series_add(mt_series_t *s, double v);
 void mt_series_set(mt_series_t *s, double v);
 void mt_series_observe(mt_series_t *s, double v);
 double mt_series_get(const mt_series_t *s);
+int mt_redis_command(int argc, const char **argv, const size_t *argvlen, double *out_id);
+int mt_redis_state(void);
 ]]
 
 ffi.cdef(_M.cdef)

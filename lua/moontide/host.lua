@@ -65,6 +65,22 @@ local function load_handler(name)
     return mod
 end
 
+local health -- the readiness policy module, if the scripts have one
+
+-- Loads policies.health when the scripts have it; raises if it lacks
+-- readiness(facts).
+local function load_health()
+    if not package.searchpath("policies.health", package.path) then
+        return nil
+    end
+    package_loaded["policies.health"] = nil
+    local mod = require("policies.health")
+    if type(mod) ~= "table" or type(mod.readiness) ~= "function" then
+        error("policies/health.lua must return a table with readiness(facts)", 0)
+    end
+    return mod
+end
+
 --- Loads the route table and every handler it names; returns them
 -- compiled, or raises with the offending file in the message.
 local function load_routes()
@@ -124,8 +140,10 @@ function _M.start(opts)
     conns = {}
     generation = generation + 1
     moontide._set_generation(generation)
+    moontide._set_redis_prefix(opts.redis_prefix or "moontide:")
     compile_all(opts.files)
     routes = load_routes()
+    health = load_health()
     return generation
 end
 
@@ -154,9 +172,12 @@ function _M.reload(files)
     end
     local next_generation = generation + 1
     moontide._set_generation(next_generation)
+    local new_health
     local ok, new_routes = pcall(function()
         compile_all(files)
-        return load_routes()
+        local r = load_routes()
+        new_health = load_health()
+        return r
     end)
     if not ok then
         for name in pairs(package.loaded) do
@@ -174,6 +195,7 @@ function _M.reload(files)
 
     generation = next_generation
     routes = new_routes
+    health = new_health
     moontide._cancel_timers_except(generation)
     local by_path = {}
     for _, r in ipairs(routes) do
@@ -272,6 +294,22 @@ end
 --- A timer fired.
 function _M.timer(id)
     moontide._fire(id)
+end
+
+--- A reply to a script's Redis command came (or the link dropped).
+function _M.redis_reply(id, value, err)
+    moontide._redis_reply(id, value, err)
+end
+
+--- Decides readiness from the core's facts with policies/health.lua.
+-- Returns ready, checks (name -> "ok" or a reason) and the reasons; nil
+-- when the scripts have no policy (the core then uses its own rules).
+function _M.readiness(facts)
+    if not health then
+        return nil
+    end
+    local ready, checks, reasons = health.readiness(facts)
+    return ready and true or false, checks or {}, reasons or {}
 end
 
 --- The connection object for a handle (tests and tools).

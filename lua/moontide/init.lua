@@ -9,6 +9,7 @@
 --   moontide.timer.after(s, fn) / .every(s, fn) -> timer with :cancel()
 --   moontide.json.encode(v) / .decode(s) -> value | nil, err
 --   moontide.now(), moontide.monotonic(), moontide.count_error(type)
+--   moontide.redis.command({...}, fn(reply, err)) .available() .key(...)
 --   moontide.metrics.counter(name, help, labels) / .gauge / .histogram(..., buckets)
 --       family:labels(v1, ...) -> series with :inc(n) :dec(n) :set(v) :observe(v) :get()
 --
@@ -447,6 +448,69 @@ for _, method in ipairs({ "inc", "dec", "set", "observe", "get" }) do
         end
         local s = self:labels()
         return s[method](s, ...)
+    end
+end
+
+-- Redis ----------------------------------------------------------------
+
+local redis = { null = cjson.null }
+_M.redis = redis
+local redis_pending = {} -- request id -> { fn, generation }
+local redis_prefix = "moontide:"
+
+--- Sends a command asynchronously: redis.command({"LPUSH", key, value}, fn).
+-- fn(reply, err) runs when the reply comes: reply is a string, number or
+-- list (a nil element is redis.null), err the server's error text or
+-- "redis connection lost". Returns true, or nil and "redis not
+-- configured" / "redis unavailable" (then fn never runs). A reply that
+-- arrives after a reload is dropped: old code never runs again.
+function redis.command(args, fn)
+    if type(args) ~= "table" or #args == 0 then
+        error('bad "args" argument: expected a list of strings', 2)
+    end
+    for i = 1, #args do
+        local t = type(args[i])
+        if t ~= "string" and t ~= "number" then
+            error('bad "args" argument: element ' .. i .. " is a " .. t, 2)
+        end
+    end
+    if fn ~= nil and type(fn) ~= "function" then
+        error('bad "callback" argument: expected a function', 2)
+    end
+    local id, err = backend.redis_command(args)
+    if not id then
+        return nil, err
+    end
+    redis_pending[id] = { fn = fn, generation = generation }
+    return true
+end
+
+--- True when Redis is configured and connected.
+function redis.available()
+    return backend.redis_state() == 2
+end
+
+--- True when the server was given a redis_url.
+function redis.configured()
+    return backend.redis_state() ~= 0
+end
+
+--- A key in this app's namespace (redis_prefix): redis.key("chat", room).
+function redis.key(...)
+    return redis_prefix .. table.concat({ ... }, ":")
+end
+
+--- Sets the key namespace. Internal: the host passes redis_prefix.
+function _M._set_redis_prefix(prefix)
+    redis_prefix = prefix
+end
+
+--- Delivers a reply to the command's callback. Internal.
+function _M._redis_reply(id, value, err)
+    local p = redis_pending[id]
+    redis_pending[id] = nil
+    if p and p.fn and p.generation == generation then
+        p.fn(value, err)
     end
 end
 

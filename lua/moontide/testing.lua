@@ -200,6 +200,92 @@ local function new_backend(rt)
         return s.value
     end
 
+    -- A tiny Redis with the list and string commands handlers use most;
+    -- replies arrive after the current event, as they would over the wire.
+    local COMMANDS = {}
+    function COMMANDS.LPUSH(db, key, ...)
+        local list = db[key] or {}
+        db[key] = list
+        for _, v in ipairs({ ... }) do
+            table.insert(list, 1, v)
+        end
+        return #list
+    end
+    function COMMANDS.RPUSH(db, key, ...)
+        local list = db[key] or {}
+        db[key] = list
+        for _, v in ipairs({ ... }) do
+            list[#list + 1] = v
+        end
+        return #list
+    end
+    local function range(list, first, last)
+        first, last = tonumber(first), tonumber(last)
+        if first < 0 then first = #list + first end
+        if last < 0 then last = #list + last end
+        return math.max(first, 0) + 1, math.min(last, #list - 1) + 1
+    end
+    function COMMANDS.LRANGE(db, key, first, last)
+        local list, out = db[key] or {}, {}
+        local i, j = range(list, first, last)
+        for k = i, j do
+            out[#out + 1] = list[k]
+        end
+        return out
+    end
+    function COMMANDS.LTRIM(db, key, first, last)
+        db[key] = COMMANDS.LRANGE(db, key, first, last)
+        return "OK"
+    end
+    function COMMANDS.SET(db, key, value)
+        db[key] = value
+        return "OK"
+    end
+    function COMMANDS.GET(db, key)
+        return db[key]
+    end
+    function COMMANDS.DEL(db, ...)
+        local n = 0
+        for _, k in ipairs({ ... }) do
+            if db[k] ~= nil then
+                n = n + 1
+            end
+            db[k] = nil
+        end
+        return n
+    end
+    function COMMANDS.INCR(db, key)
+        db[key] = tostring((tonumber(db[key]) or 0) + 1)
+        return tonumber(db[key])
+    end
+
+    function b.redis_command(args)
+        if not rt.redis then
+            return nil, "redis not configured"
+        end
+        if rt.redis_down then
+            return nil, "redis unavailable"
+        end
+        rt.next_redis = rt.next_redis + 1
+        local f = COMMANDS[tostring(args[1]):upper()]
+        local reply
+        if f then
+            local strs = {}
+            for i = 2, #args do
+                strs[#strs + 1] = tostring(args[i])
+            end
+            reply = { f(rt.redis, unpack(strs)) }
+        else
+            reply = { nil, "ERR unknown command '" .. tostring(args[1]) .. "'" }
+        end
+        rt.redis_replies[#rt.redis_replies + 1] = { id = rt.next_redis, reply = reply }
+        return rt.next_redis
+    end
+
+    function b.redis_state()
+        return not rt.redis and 0 or rt.redis_down and 1 or 2
+    end
+
     function b.now()
         return rt.clock
     end
@@ -227,7 +313,10 @@ end
 
 --- Creates a runtime and loads the scripts (routes.lua and its handlers)
 -- from package.path. opts.log_level: threshold for rt.logs (default 10,
--- DEBUG). opts.clock: the starting time (default 1700000000).
+-- DEBUG). opts.clock: the starting time (default 1700000000). opts.redis:
+-- true for a small in-memory Redis (LPUSH, RPUSH, LRANGE, LTRIM, GET, SET,
+-- DEL, INCR) behind moontide.redis; rt.redis_down = true makes it
+-- unavailable.
 function _M.new(opts)
     opts = opts or {}
     local rt = setmetatable({
@@ -241,13 +330,16 @@ function _M.new(opts)
         clock = opts.clock or 1700000000,
         log_threshold = opts.log_level or 10,
         metrics = {},   -- name -> family, as handlers defined them
+        redis = opts.redis and {} or nil, -- key -> value of the fake Redis
+        redis_replies = {},
+        next_redis = 0,
         counters = {
             messages = { received = 0, sent = 0, heartbeat = 0, broadcast = 0 },
             errors = {},
             connections_total = 0,
         },
     }, Runtime)
-    host.start({ backend = new_backend(rt) })
+    host.start({ backend = new_backend(rt), redis_prefix = "moontide:" })
     return rt
 end
 
@@ -295,7 +387,19 @@ function Runtime:_event(event, client, f, ...)
     local ok = self:_call(event, client, f, ...)
     self.in_event = false
     self:_flush_closes()
+    self:_flush_redis()
     return ok
+end
+
+-- Delivers queued Redis replies, each as its own event.
+function Runtime:_flush_redis()
+    while #self.redis_replies > 0 do
+        local r = table_remove(self.redis_replies, 1)
+        self.in_event = true
+        self:_call("redis reply", nil, host.redis_reply, r.id, r.reply[1], r.reply[2])
+        self.in_event = false
+        self:_flush_closes()
+    end
 end
 
 --- Opens a connection to path. Returns the client, or nil and "not_found"
