@@ -32,7 +32,8 @@ describe("health endpoints #integration", function()
         assert.equal("green", res.json.color)
         assert.equal(0, res.json.active_connections)
         assert.is_number(res.json.timestamp)
-        assert.same({ draining = "ok", channel_layer = "ok", connections = "ok" }, res.json.checks)
+        assert.same({ draining = "ok", channel_layer = "ok", connections = "ok", redis = "ok" },
+            res.json.checks)
     end)
 
     it("/readyz answers 503 not_ready with the reason at the connection limit", function()

@@ -66,15 +66,6 @@ function _M.check(text)
     return status == 0, (out:gsub("exit=%d+\n$", ""))
 end
 
---- A free loopback port (the kernel's pick; closed again before use).
-function _M.free_port()
-    local socket = require "cqueues.socket"
-    local s = assert(socket.listen("127.0.0.1", 0))
-    assert(s:listen())
-    local _, _, port = s:localname()
-    s:close()
-    return port
-end
 
 local Prom = {}
 Prom.__index = Prom
@@ -82,7 +73,7 @@ Prom.__index = Prom
 --- Starts a Prometheus server scraping targets every second.
 function _M.server(opts)
     local dir = assert(io.popen("mktemp -d /tmp/moontide-prom-XXXXXX")):read("*l")
-    local port = _M.free_port()
+    local port = server.free_port()
     local targets = {}
     for _, t in ipairs(opts.targets) do
         targets[#targets + 1] = "'" .. t .. "'"

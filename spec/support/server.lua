@@ -51,6 +51,17 @@ function _M.eventually(fn, timeout, what)
     end
 end
 
+--- A free loopback port (the kernel's pick; closed again before use), for
+-- servers that cannot report the port they bound.
+function _M.free_port()
+    local socket = require "cqueues.socket"
+    local s = assert(socket.listen("127.0.0.1", 0))
+    assert(s:listen())
+    local _, _, port = s:localname()
+    s:close()
+    return port
+end
+
 local function sh(cmd)
     local ok = os.execute(cmd)
     if ok ~= true and ok ~= 0 then

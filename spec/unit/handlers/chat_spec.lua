@@ -86,3 +86,42 @@ describe("handlers.chat", function()
         assert.is_nil(rt:connect("/ws/chat/bad%20room/"))
     end)
 end)
+
+describe("handlers.chat with Redis", function()
+    it("replays the room's history, oldest first, to a client that joins", function()
+        local rt = testing.new({ redis = true })
+        local a = rt:connect("/ws/chat/hist/")
+        for i = 1, 3 do
+            a:send_json({ type = "message", text = "m" .. i })
+        end
+        local b = rt:connect("/ws/chat/hist/")
+        local history = b:receive()
+        assert.equal("history", history.type)
+        assert.same({ "m1", "m2", "m3" }, {
+            history.messages[1].text, history.messages[2].text, history.messages[3].text,
+        })
+        assert.equal(a.conn.id, history.messages[1].connection_id)
+        rt:assert_no_errors()
+    end)
+
+    it("keeps at most 50 messages per room", function()
+        local rt = testing.new({ redis = true })
+        local a = rt:connect("/ws/chat/long/")
+        for i = 1, 60 do
+            a:send_json({ type = "message", text = tostring(i) })
+        end
+        local history = rt:connect("/ws/chat/long/"):receive()
+        assert.equal(50, #history.messages)
+        assert.equal("11", history.messages[1].text)
+        assert.equal("60", history.messages[50].text)
+    end)
+
+    it("still chats when Redis is down", function()
+        local rt = testing.new({ redis = true })
+        rt.redis_down = true
+        local a = rt:connect("/ws/chat/down/")
+        a:send_json({ type = "message", text = "hi" })
+        assert.equal("hi", a:receive().text)
+        rt:assert_no_errors()
+    end)
+end)

@@ -100,3 +100,37 @@ describe("moontide", function()
         assert.has_error(function() moontide.count_message("made_up") end)
     end)
 end)
+
+describe("moontide.redis", function()
+    it("round-trips a command to its callback", function()
+        local rt = testing.new({ redis = true })
+        local got
+        assert.is_true(moontide.redis.command({ "SET", "k", 42 }))
+        assert.is_true(moontide.redis.command({ "GET", "k" }, function(v, err) got = { v, err } end))
+        rt:connect("/ws/chat/x/") -- replies arrive after an event
+        assert.same({ "42" }, got)
+    end)
+
+    it("reports errors as values", function()
+        local rt = testing.new({ redis = true })
+        local err
+        moontide.redis.command({ "NOPE" }, function(_, e) err = e end)
+        rt:connect("/ws/chat/x/")
+        assert.matches("unknown command", err)
+        rt.redis_down = true
+        local ok, why = moontide.redis.command({ "GET", "k" })
+        assert.is_nil(ok)
+        assert.equal("redis unavailable", why)
+    end)
+
+    it("says when Redis is not configured, and checks its arguments", function()
+        testing.new()
+        local ok, why = moontide.redis.command({ "GET", "k" })
+        assert.is_nil(ok)
+        assert.equal("redis not configured", why)
+        assert.is_false(moontide.redis.available())
+        assert.has_error(function() moontide.redis.command({}) end)
+        assert.has_error(function() moontide.redis.command({ "GET", {} }) end)
+        assert.equal("moontide:chat:x", moontide.redis.key("chat", "x"))
+    end)
+end)
