@@ -54,6 +54,10 @@ static const cfg_desc_t descs[] = {
     {"log_level", CFG_LEVEL, F(log_level), 0, 0, "DEBUG, INFO, WARNING, ERROR or CRITICAL"},
     {"scripts", CFG_STR, F(scripts), 0, 0, "a directory of Lua scripts"},
     {"redis_url", CFG_OPTSTR, F(redis_url), 0, 0, "redis://[:password@]host:port[/db]"},
+    {"handler_timeout", CFG_SECS, F(handler_timeout), 0.001, 3600,
+     "a number of seconds from 0.001 to 3600"},
+    {"lua_memory_limit", CFG_BYTES, F(lua_memory_limit), 16 << 20, 1 << 30,
+     "a size from 16M to 1G"},
     {"metrics_max_series", CFG_INT, F(metrics_max_series), 100, 10000000,
      "an integer from 100 to 10000000"},
     {"metrics_max_series_per_family", CFG_INT, F(metrics_max_series_per_family), 10, 10000000,
@@ -81,6 +85,8 @@ void mt_config_init(mt_config_t *cfg)
     cfg->scripts = mt_xstrdup("lua");
     cfg->redis_prefix = mt_xstrdup("moontide:");
     cfg->metrics_max_series = 20000;
+    cfg->handler_timeout = 1.0;
+    cfg->lua_memory_limit = 256 << 20;
     cfg->metrics_max_series_per_family = 2000;
 }
 

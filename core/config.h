@@ -37,6 +37,8 @@ typedef struct mt_config {
     char *redis_prefix; /* namespace of channels and keys in a shared Redis */
     char *admin_token; /* bearer token for admin endpoints from non-loopback; NULL: none */
     mt_cidr_set_t trusted_proxies;
+    double handler_timeout;   /* seconds one script event may run */
+    int64_t lua_memory_limit; /* bytes the Lua state may hold */
     int metrics_max_series;            /* series budget, all families */
     int metrics_max_series_per_family; /* series budget, one family */
 } mt_config_t;

@@ -4,6 +4,7 @@
 #include "conn.h"
 #include "runtime.h"
 #include "watch.h"
+#include "ws.h"
 
 #include <stdlib.h>
 
@@ -21,6 +22,50 @@ static int traceback(lua_State *L)
         msg = lua_isnoneornil(L, 1) ? "error (nil)" : luaL_typename(L, 1);
     luaL_traceback(L, L, msg, 1);
     return 1;
+}
+
+#define HOOK_EVERY 10000 /* VM instructions between budget checks */
+
+/* The budget check. Errors raised here unwind the running event like any
+ * script error; only interpreted code reaches it (see script.h). */
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    mt_runtime_t *rt = mt_runtime_current();
+    mt_script_t *s = &rt->script;
+    if (!s->deadline)
+        return;
+    /* Raised without a position: the hook may run anywhere in the event;
+     * the traceback shows where the script was. */
+    if (mt_mono() > s->deadline) {
+        s->budget_hit = 1;
+        s->deadline = 0;
+        lua_pushfstring(L, "handler exceeded its time budget (handler_timeout %f s)",
+                        rt->cfg.handler_timeout);
+        lua_error(L);
+    }
+    size_t bytes = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024;
+    if (bytes > (size_t)rt->cfg.lua_memory_limit) {
+        s->budget_hit = 1;
+        s->deadline = 0;
+        lua_pushfstring(L, "handler exceeded the Lua memory limit (%d MiB)",
+                        (int)(rt->cfg.lua_memory_limit >> 20));
+        lua_error(L);
+    }
+}
+
+/* Calls the function below nargs arguments with the event budget armed.
+ * Returns lua_pcall's status. */
+static int call(mt_runtime_t *rt, int nargs, int nresults, int errfunc)
+{
+    mt_script_t *s = &rt->script;
+    s->budget_hit = 0;
+    s->deadline = mt_mono() + rt->cfg.handler_timeout;
+    int rc = lua_pcall(s->L, nargs, nresults, errfunc);
+    s->deadline = 0;
+    if (s->budget_hit)
+        lua_gc(s->L, LUA_GCCOLLECT, 0); /* give back what a runaway took */
+    return rc;
 }
 
 /* Logs the error on top of the stack (message + traceback) and pops it. */
@@ -149,6 +194,7 @@ int mt_script_init(mt_runtime_t *rt)
         return -1;
     }
     luaL_openlibs(L);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_pushcfunction(L, traceback); /* slot 1, for good */
 
     /* Scripts first on the path, so the runtime library is the one shipped
@@ -219,7 +265,7 @@ int mt_script_match(mt_runtime_t *rt, const char *path, size_t len, char *patter
     lua_State *L = rt->script.L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_match);
     lua_pushlstring(L, path, len);
-    if (lua_pcall(L, 1, 1, 1) != 0) {
+    if (call(rt, 1, 1, 1) != 0) {
         report(rt, "match", NULL);
         return 0;
     }
@@ -257,7 +303,7 @@ int mt_script_open(mt_runtime_t *rt, mt_conn_t *c, const char *path, const char 
     lua_setfield(L, -2, "user_agent");
     lua_pushstring(L, origin);
     lua_setfield(L, -2, "origin");
-    if (lua_pcall(L, 4, 0, 1) != 0) {
+    if (call(rt, 4, 0, 1) != 0) {
         report(rt, "on_open", c);
         return -1;
     }
@@ -271,8 +317,11 @@ void mt_script_message(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t 
     lua_pushnumber(L, (lua_Number)c->id);
     lua_pushlstring(L, data, len);
     lua_pushboolean(L, binary);
-    if (lua_pcall(L, 3, 0, 1) != 0)
+    if (call(rt, 3, 0, 1) != 0) {
         report(rt, "on_message", c);
+        if (rt->script.budget_hit)
+            mt_ws_close(rt, c, 1011, "handler exceeded its budget", 27);
+    }
 }
 
 void mt_script_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason)
@@ -282,7 +331,7 @@ void mt_script_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reaso
     lua_pushnumber(L, (lua_Number)c->id);
     lua_pushinteger(L, code);
     lua_pushstring(L, reason ? reason : "");
-    if (lua_pcall(L, 3, 0, 1) != 0)
+    if (call(rt, 3, 0, 1) != 0)
         report(rt, "on_close", c);
 }
 
@@ -291,7 +340,7 @@ void mt_script_timer(mt_runtime_t *rt, uint64_t timer)
     lua_State *L = rt->script.L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_timer);
     lua_pushnumber(L, (lua_Number)timer);
-    if (lua_pcall(L, 1, 0, 1) != 0)
+    if (call(rt, 1, 0, 1) != 0)
         report(rt, "timer", NULL);
 }
 
@@ -343,7 +392,7 @@ void mt_script_redis_reply(mt_runtime_t *rt, uint64_t id, void *reply)
         push_reply(L, r, 0);
         lua_pushnil(L);
     }
-    if (lua_pcall(L, 3, 0, 1) != 0)
+    if (call(rt, 3, 0, 1) != 0)
         report(rt, "redis reply", NULL);
 }
 
@@ -373,7 +422,7 @@ int mt_script_readiness(mt_runtime_t *rt, int *ready, mt_buf_t *checks, mt_buf_t
     lua_setfield(L, -2, "redis_down_seconds");
     lua_pushnumber(L, (lua_Number)rt->script.generation);
     lua_setfield(L, -2, "scripts_generation");
-    if (lua_pcall(L, 1, 3, 1) != 0) {
+    if (call(rt, 1, 3, 1) != 0) {
         report(rt, "readiness policy", NULL);
         return -1;
     }

@@ -9,6 +9,14 @@
  * with file:line and traceback, counted as handler_error, and never
  * reaches the process or other connections.
  *
+ * Runaway scripts: app modules are compiled with the JIT off (the runtime
+ * library keeps it), so a count hook every 10 000 VM instructions can stop
+ * an event that has run past handler_timeout or grown the state past
+ * lua_memory_limit. A JIT-compiled loop would never reach the hook. The
+ * interrupted event counts as handler_error; its connection is closed
+ * with 1011. C functions a script calls (a blocking os.execute) cannot be
+ * interrupted.
+ *
  * Owns: the lua_State and registry references to the dispatcher's entry
  * points. Lifecycle: mt_script_init after the loop exists, events while
  * the loop runs, mt_script_free at shutdown.
@@ -29,6 +37,8 @@ typedef struct mt_script {
     lua_State *L;
     int ref_open, ref_message, ref_close, ref_timer, ref_match, ref_reload;
     int ref_redis_reply, ref_readiness;
+    double deadline;  /* monotonic end of the running event's budget; 0: none */
+    int budget_hit;   /* the running event was interrupted by the budget */
     uint64_t generation; /* scripts loaded so far; 1 after start */
     double loaded_at;    /* wall clock of the last successful load */
     /* The last reload, for /status and /admin/reload. */
@@ -52,7 +62,8 @@ int mt_script_match(struct mt_runtime *rt, const char *path, size_t len, char *p
 /** Runs the route's on_open. 0, or -1 if it raised (logged, counted). */
 int mt_script_open(struct mt_runtime *rt, struct mt_conn *c, const char *path,
                    const char *query, const char *origin);
-/** Runs on_message with one complete message. Errors are logged and counted. */
+/** Runs on_message with one complete message. Errors are logged and
+ *  counted; an event stopped by the budget closes the connection (1011). */
 void mt_script_message(struct mt_runtime *rt, struct mt_conn *c, const char *data, size_t len,
                        int binary);
 /** Runs on_close; the connection can no longer send. */

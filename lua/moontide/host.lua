@@ -119,6 +119,26 @@ local function is_app_module(name)
     return path ~= nil and path:sub(1, #scripts_dir) == scripts_dir
 end
 
+-- App modules are compiled with the JIT off, recursively, so the core's
+-- budget hook can interrupt them (a JIT-compiled loop never reaches a
+-- hook); the runtime library keeps the JIT. This searcher runs before
+-- the standard one for modules under the scripts directory.
+local function app_searcher(name)
+    if not scripts_dir or not is_app_module(name) then
+        return nil
+    end
+    local path = package.searchpath(name, package.path)
+    local chunk, err = loadfile(path)
+    if not chunk then
+        error(err, 0)
+    end
+    if jit then
+        jit.off(chunk, true)
+    end
+    return chunk
+end
+table.insert(package.loaders, 2, app_searcher)
+
 local function compile_all(files)
     for _, file in ipairs(files or {}) do
         local ok, err = loadfile(file)
