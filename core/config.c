@@ -25,6 +25,9 @@ typedef enum {
     CFG_COLOR,  /* blue | green */
     CFG_LEVEL,  /* log level name */
     CFG_CIDRS,  /* list of addresses or CIDR blocks */
+    CFG_STRS,   /* list of strings */
+    CFG_CHOICE, /* one of the words in expected, separated by " or " / ", " */
+    CFG_CLOSE,  /* a drain close code: 1001 or 1012 */
 } cfg_type_t;
 
 typedef struct {
@@ -54,6 +57,23 @@ static const cfg_desc_t descs[] = {
     {"log_level", CFG_LEVEL, F(log_level), 0, 0, "DEBUG, INFO, WARNING, ERROR or CRITICAL"},
     {"scripts", CFG_STR, F(scripts), 0, 0, "a directory of Lua scripts"},
     {"redis_url", CFG_OPTSTR, F(redis_url), 0, 0, "redis://[:password@]host:port[/db]"},
+    {"heartbeat_timeout", CFG_SECS, F(heartbeat_timeout), 0.1, 3600,
+     "a number of seconds from 0.1 to 3600"},
+    {"handshake_timeout", CFG_SECS, F(handshake_timeout), 1, 3600,
+     "a number of seconds from 1 to 3600"},
+    {"drain_close_code", CFG_CLOSE, F(drain_close_code), 0, 0, "1001 or 1012"},
+    {"drain_batch_size", CFG_INT, F(drain_batch_size), 1, 1000000,
+     "an integer from 1 to 1000000"},
+    {"drain_reconnect_jitter", CFG_SECS, F(drain_reconnect_jitter), 0, 3600,
+     "a number of seconds from 0 to 3600"},
+    {"send_queue_policy", CFG_CHOICE, F(send_queue_policy), 0, 0, "close or drop_oldest"},
+    {"rate_limit", CFG_SECS, F(rate_limit), 0, 1e6,
+     "messages per second from 0 (off) to 1000000"},
+    {"rate_limit_burst", CFG_SECS, F(rate_limit_burst), 0, 1e6,
+     "a number of messages from 0 (same as rate_limit) to 1000000"},
+    {"rate_limit_action", CFG_CHOICE, F(rate_limit_action), 0, 0, "reply or close"},
+    {"allowed_origins", CFG_STRS, F(allowed_origins), 0, 0,
+     "a list of origins such as https://example.com (comma-separated in the environment)"},
     {"handler_timeout", CFG_SECS, F(handler_timeout), 0.001, 3600,
      "a number of seconds from 0.001 to 3600"},
     {"lua_memory_limit", CFG_BYTES, F(lua_memory_limit), 16 << 20, 1 << 30,
@@ -69,6 +89,38 @@ static const cfg_desc_t descs[] = {
 };
 
 #define NDESCS (sizeof descs / sizeof descs[0])
+
+static void strlist_free(mt_strlist_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+int mt_strlist_contains(const mt_strlist_t *l, const char *s)
+{
+    for (size_t i = 0; s && i < l->n; i++)
+        if (strcmp(l->items[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+/* Is value one of the words of a "a or b" / "a, b or c" description? */
+static int is_choice(const char *expected, const char *value)
+{
+    size_t n = strlen(value);
+    const char *p = expected;
+    while (n && (p = strstr(p, value)) != NULL) {
+        int starts = p == expected || p[-1] == ' ';
+        int ends = p[n] == '\0' || p[n] == ' ' || p[n] == ',';
+        if (starts && ends)
+            return 1;
+        p += n;
+    }
+    return 0;
+}
 
 void mt_config_init(mt_config_t *cfg)
 {
@@ -86,6 +138,13 @@ void mt_config_init(mt_config_t *cfg)
     cfg->redis_prefix = mt_xstrdup("moontide:");
     cfg->metrics_max_series = 20000;
     cfg->handler_timeout = 1.0;
+    cfg->heartbeat_timeout = 10;
+    cfg->handshake_timeout = 10;
+    cfg->drain_close_code = 1001;
+    cfg->drain_batch_size = 1000;
+    cfg->drain_reconnect_jitter = 5;
+    cfg->send_queue_policy = mt_xstrdup("close");
+    cfg->rate_limit_action = mt_xstrdup("reply");
     cfg->lua_memory_limit = 256 << 20;
     cfg->metrics_max_series_per_family = 2000;
 }
@@ -99,6 +158,9 @@ void mt_config_free(mt_config_t *cfg)
     free(cfg->redis_url);
     free(cfg->admin_token);
     free(cfg->redis_prefix);
+    free(cfg->send_queue_policy);
+    free(cfg->rate_limit_action);
+    strlist_free(&cfg->allowed_origins);
     mt_cidr_set_free(&cfg->trusted_proxies);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -219,6 +281,39 @@ int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const ch
         if (level < 0)
             return bad(d, value, source, err, errlen);
         *(int *)(base + d->offset) = level;
+        return 0;
+    }
+    case CFG_CHOICE:
+        if (!is_choice(d->expected, value) || strcmp(value, "or") == 0)
+            return bad(d, value, source, err, errlen);
+        set_str((char **)(base + d->offset), value);
+        return 0;
+    case CFG_CLOSE:
+        if (strcmp(value, "1001") != 0 && strcmp(value, "1012") != 0)
+            return bad(d, value, source, err, errlen);
+        *(int *)(base + d->offset) = atoi(value);
+        return 0;
+    case CFG_STRS: {
+        mt_strlist_t list = {NULL, 0};
+        const char *p = value;
+        while (*p) {
+            const char *comma = strchr(p, ',');
+            size_t n = comma ? (size_t)(comma - p) : strlen(p);
+            while (n && isspace((unsigned char)*p)) {
+                p++;
+                n--;
+            }
+            while (n && isspace((unsigned char)p[n - 1]))
+                n--;
+            if (n) {
+                list.items = mt_xrealloc(list.items, (list.n + 1) * sizeof *list.items);
+                list.items[list.n++] = mt_xstrndup(p, n);
+            }
+            p = comma ? comma + 1 : p + strlen(p);
+        }
+        mt_strlist_t *slot = (mt_strlist_t *)(base + d->offset);
+        strlist_free(slot);
+        *slot = list;
         return 0;
     }
     case CFG_CIDRS: {

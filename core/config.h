@@ -21,6 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct mt_strlist {
+    char **items;
+    size_t n;
+} mt_strlist_t;
+
+/** 1 if s is one of the list's items. */
+int mt_strlist_contains(const mt_strlist_t *l, const char *s);
+
 typedef struct mt_config {
     char *config_path; /* the file that was read, or NULL */
     char *host;
@@ -37,6 +45,16 @@ typedef struct mt_config {
     char *redis_prefix; /* namespace of channels and keys in a shared Redis */
     char *admin_token; /* bearer token for admin endpoints from non-loopback; NULL: none */
     mt_cidr_set_t trusted_proxies;
+    double heartbeat_timeout;   /* seconds a pinged peer has to answer */
+    double handshake_timeout;   /* seconds to finish HTTP headers / the upgrade */
+    int drain_close_code;       /* 1001 going away, or 1012 service restart */
+    int drain_batch_size;       /* connections closed per drain step (50 ms) */
+    double drain_reconnect_jitter; /* seconds: spread of the reconnect hint */
+    char *send_queue_policy;    /* "close" (1013) or "drop_oldest" */
+    double rate_limit;          /* messages per second per connection; 0: off */
+    double rate_limit_burst;    /* bucket size; 0: same as rate_limit */
+    char *rate_limit_action;    /* "reply" (an error frame) or "close" (1008) */
+    mt_strlist_t allowed_origins; /* empty: any Origin */
     double handler_timeout;   /* seconds one script event may run */
     int64_t lua_memory_limit; /* bytes the Lua state may hold */
     int metrics_max_series;            /* series budget, all families */
