@@ -39,9 +39,14 @@ typedef struct mt_conn {
     unsigned closing : 1;     /* no more sends; close once the queue drains */
     unsigned closed : 1;      /* lws reported the close; events are over */
     unsigned rx_discard : 1;  /* rest of an oversize message is dropped */
-    unsigned rx_paused : 1;   /* reading paused while our own queue is full */
+    unsigned ping_due : 1;    /* a heartbeat ping waits for the writable callback */
+    unsigned binary_ok : 1;   /* the route accepts binary messages */
     char *close_reason;
     double opened_at;
+    double last_seen;  /* monotonic: the peer's last frame or pong */
+    double ping_sent;  /* monotonic: when a heartbeat ping was decided; 0: none */
+    double tokens;     /* rate limit bucket */
+    double tokens_at;  /* monotonic: last refill */
     char connection_id[MT_UUID_LEN + 1];
     char session_uuid[MT_UUID_LEN + 1];
     char request_id[65];

@@ -57,11 +57,14 @@ static void lws_log_emit(int level, const char *line)
 
 static const struct lws_protocols protocols[] = {
     {.name = "http", .callback = mt_lws_callback, .per_session_data_size = sizeof(void *)},
-    /* Frames arrive in rx_buffer_size pieces; messages are reassembled. */
+    /* Frames arrive in rx_buffer_size pieces; messages are reassembled.
+     * Without tx_packet_size lws also caps each send() at rx_buffer_size:
+     * 64 KB sends take 16x fewer syscalls for large frames. */
     {.name = "moontide",
      .callback = mt_lws_callback,
      .per_session_data_size = sizeof(void *),
-     .rx_buffer_size = 4096},
+     .rx_buffer_size = 4096,
+     .tx_packet_size = 64 * 1024},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 /* Makes "moontide" the protocol of every upgrade, whatever the client
@@ -79,6 +82,21 @@ static void on_drain_timeout(uv_timer_t *t)
     finish(rt, "timeout");
 }
 
+#define DRAIN_STEP_MS 50
+#define SWEEP_MS 1000
+
+static void on_drain_step(uv_timer_t *t)
+{
+    mt_runtime_t *rt = t->data;
+    if (mt_ws_drain_step(rt) == 0)
+        uv_timer_stop(t);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    mt_ws_sweep(t->data);
+}
+
 static void start_drain(mt_runtime_t *rt, const char *signame)
 {
     rt->draining = 1;
@@ -94,7 +112,7 @@ static void start_drain(mt_runtime_t *rt, const char *signame)
         finish(rt, "drained");
         return;
     }
-    mt_ws_close_all(rt, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+    uv_timer_start(&rt->drain_step, on_drain_step, 0, DRAIN_STEP_MS);
     uv_timer_start(&rt->drain_timer, on_drain_timeout,
                    (uint64_t)(rt->cfg.graceful_shutdown_timeout * 1000), 0);
 }
@@ -148,6 +166,8 @@ static void finish(mt_runtime_t *rt, const char *why)
     }
     uv_timer_stop(&rt->drain_timer);
     close_handle((uv_handle_t *)&rt->drain_timer);
+    close_handle((uv_handle_t *)&rt->drain_step);
+    close_handle((uv_handle_t *)&rt->sweep);
     close_handle((uv_handle_t *)&rt->sig_term);
     close_handle((uv_handle_t *)&rt->sig_int);
     close_handle((uv_handle_t *)&rt->sig_hup);
@@ -193,6 +213,12 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
 
     uv_timer_init(&rt->loop, &rt->drain_timer);
     rt->drain_timer.data = rt;
+    uv_timer_init(&rt->loop, &rt->drain_step);
+    rt->drain_step.data = rt;
+    uv_timer_init(&rt->loop, &rt->sweep);
+    rt->sweep.data = rt;
+    uv_unref((uv_handle_t *)&rt->sweep);
+    uv_timer_start(&rt->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     uv_signal_t *sigs[] = {&rt->sig_term, &rt->sig_int, &rt->sig_hup};
     int signums[] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -200,9 +226,6 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
         sigs[i]->data = rt;
         uv_signal_start(sigs[i], on_signal, signums[i]);
     }
-
-    rt->retry.secs_since_valid_ping = (uint16_t)rt->cfg.heartbeat_interval;
-    rt->retry.secs_since_valid_hangup = (uint16_t)(rt->cfg.heartbeat_interval * 2);
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -217,7 +240,9 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
     info.pvo = &pvo;
     info.user = rt;
     info.pt_serv_buf_size = 64 * 1024;
-    info.retry_and_idle_policy = &rt->retry;
+    /* Headers and the upgrade must complete within this; a socket that
+     * says nothing is closed. Heartbeats are ours (ws.c), not lws's. */
+    info.timeout_secs = (unsigned)rt->cfg.handshake_timeout;
     info.vhost_name = "default";
     rt->lws = lws_create_context(&info);
     if (!rt->lws) {

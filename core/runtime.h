@@ -57,8 +57,9 @@ typedef struct mt_runtime {
     struct lws_context *lws;
     struct lws_vhost *vhost;
     uv_signal_t sig_term, sig_int, sig_hup;
-    uv_timer_t drain_timer;
-    lws_retry_bo_t retry; /* ping and hang-up times of WebSockets */
+    uv_timer_t drain_timer; /* graceful_shutdown_timeout */
+    uv_timer_t drain_step;  /* closes a batch every 50 ms */
+    uv_timer_t sweep;       /* heartbeats, every second */
 
     double started_at;   /* wall clock, process start */
     double started_mono; /* monotonic, process start */

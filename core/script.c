@@ -303,10 +303,12 @@ int mt_script_open(mt_runtime_t *rt, mt_conn_t *c, const char *path, const char 
     lua_setfield(L, -2, "user_agent");
     lua_pushstring(L, origin);
     lua_setfield(L, -2, "origin");
-    if (call(rt, 4, 0, 1) != 0) {
+    if (call(rt, 4, 1, 1) != 0) {
         report(rt, "on_open", c);
         return -1;
     }
+    c->binary_ok = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     return 0;
 }
 

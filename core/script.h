@@ -59,7 +59,8 @@ void mt_script_free(struct mt_runtime *rt);
  */
 int mt_script_match(struct mt_runtime *rt, const char *path, size_t len, char *pattern,
                     size_t patlen);
-/** Runs the route's on_open. 0, or -1 if it raised (logged, counted). */
+/** Runs the route's on_open; sets c->binary_ok from the route. 0, or -1
+ *  if it raised (logged, counted). */
 int mt_script_open(struct mt_runtime *rt, struct mt_conn *c, const char *path,
                    const char *query, const char *origin);
 /** Runs on_message with one complete message. Errors are logged and

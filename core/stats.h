@@ -21,6 +21,7 @@ typedef enum {
     MT_ERR_SEND_QUEUE_OVERFLOW,
     MT_ERR_REDIS_UNAVAILABLE,
     MT_ERR_RATE_LIMITED,
+    MT_ERR_HEARTBEAT_TIMEOUT,
     MT_ERR__COUNT
 } mt_error_type_t;
 

@@ -14,17 +14,29 @@ static mt_conn_t *conn_of(void *user)
     return user ? *(mt_conn_t **)user : NULL;
 }
 
-/* Below this the reading side of a paused connection resumes. */
-static size_t low_water(const mt_runtime_t *rt)
+/* The drop_oldest policy: make room by dropping the oldest queued frames.
+ * Returns 1 when f now fits, 0 when it is larger than the whole bound. */
+static int drop_oldest(mt_runtime_t *rt, mt_conn_t *c, const mt_frame_t *f)
 {
-    return (size_t)rt->cfg.max_send_queue_bytes / 4;
+    size_t bound = (size_t)rt->cfg.max_send_queue_bytes;
+    if (f->len > bound)
+        return 0;
+    uint32_t dropped = 0;
+    while (c->q.len && c->q.bytes + f->len > bound) {
+        mt_sendq_pop(&c->q);
+        dropped++;
+    }
+    rt->stats.errors[MT_ERR_SEND_QUEUE_OVERFLOW]++;
+    rt->stats.send_queue_dropped_frames += dropped;
+    return 1;
 }
 
 void mt_ws_enqueue(mt_runtime_t *rt, mt_conn_t *c, mt_frame_t *f)
 {
     if (c->closing || c->closed)
         return;
-    if (c->q.bytes + f->len > (size_t)rt->cfg.max_send_queue_bytes) {
+    if (c->q.bytes + f->len > (size_t)rt->cfg.max_send_queue_bytes &&
+        !(rt->cfg.send_queue_policy[0] == 'd' && drop_oldest(rt, c, f))) {
         rt->stats.errors[MT_ERR_SEND_QUEUE_OVERFLOW]++;
         rt->stats.send_queue_dropped_frames += c->q.len + 1;
         mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
@@ -42,12 +54,11 @@ void mt_ws_enqueue(mt_runtime_t *rt, mt_conn_t *c, mt_frame_t *f)
     mt_sendq_push(&c->q, f);
     if (c->q.len == 1)
         lws_callback_on_writable(c->wsi);
-    /* A client that sends faster than it reads fills its own queue: stop
-     * reading from it until the queue drains. */
-    if (!c->rx_paused && c->q.bytes > (size_t)rt->cfg.max_send_queue_bytes / 2) {
-        c->rx_paused = 1;
-        lws_rx_flow_control(c->wsi, 0);
-    }
+    /* No read pausing (lws_rx_flow_control): on Debian's lws 4.1,
+     * re-enabling reads from the writable callback closes the connection
+     * (seen here; lws issues 1550, 1558). A client that sends faster than
+     * it reads meets the queue bound and its policy instead, and the
+     * optional rate limit. */
 }
 
 int mt_ws_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, size_t len)
@@ -65,22 +76,37 @@ int mt_ws_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, si
     return MT_OK;
 }
 
-struct close_all {
+struct drain_step {
     mt_runtime_t *rt;
-    int code;
-    const char *reason;
+    uint32_t left;   /* closes this step may still start */
+    uint32_t open;   /* connections not yet closing, after this step */
 };
 
-static void close_one(void *obj, void *ud)
+static void drain_one(void *obj, void *ud)
 {
-    struct close_all *ca = ud;
-    mt_ws_close(ca->rt, obj, ca->code, ca->reason, strlen(ca->reason));
+    mt_conn_t *c = obj;
+    struct drain_step *ds = ud;
+    mt_runtime_t *rt = ds->rt;
+    if (c->closing || c->closed)
+        return;
+    if (!ds->left) {
+        ds->open++;
+        return;
+    }
+    /* A jittered hint, so clients do not all reconnect to the other
+     * colour in the same instant. */
+    char reason[64];
+    int n = snprintf(reason, sizeof reason, "{\"reconnect_after_ms\":%d}",
+                     (int)(mt_rand_unit(&rt->rand) * rt->cfg.drain_reconnect_jitter * 1000));
+    mt_ws_close(rt, c, rt->cfg.drain_close_code, reason, (size_t)n);
+    ds->left--;
 }
 
-void mt_ws_close_all(mt_runtime_t *rt, int code, const char *reason)
+uint32_t mt_ws_drain_step(mt_runtime_t *rt)
 {
-    struct close_all ca = {rt, code, reason};
-    mt_handles_each(&rt->conns, close_one, &ca);
+    struct drain_step ds = {rt, (uint32_t)rt->cfg.drain_batch_size, 0};
+    mt_handles_each(&rt->conns, drain_one, &ds);
+    return ds.open;
 }
 
 /* Refuses an upgrade before the handshake with an HTTP error response;
@@ -105,6 +131,13 @@ static int on_confirm_upgrade(mt_runtime_t *rt, struct lws *wsi)
     char pattern[64];
     if (!mt_script_match(rt, path, strlen(path), pattern, sizeof pattern))
         return refuse(rt, wsi, 404, "not_found", "other");
+    if (rt->cfg.allowed_origins.n) {
+        char *origin = mt_http_header_dup(wsi, WSI_TOKEN_ORIGIN, 256);
+        int ok = mt_strlist_contains(&rt->cfg.allowed_origins, origin);
+        free(origin);
+        if (!ok)
+            return refuse(rt, wsi, 403, "origin_not_allowed", pattern);
+    }
     if (rt->draining)
         return refuse(rt, wsi, 503, "draining", pattern);
     if (mt_runtime_active(rt) >= (uint32_t)rt->cfg.max_connections)
@@ -117,7 +150,8 @@ static void on_established(mt_runtime_t *rt, struct lws *wsi, void *user)
     mt_conn_t *c = mt_conn_new(&rt->conns);
     *(mt_conn_t **)user = c;
     c->wsi = wsi;
-    c->opened_at = mt_mono();
+    c->opened_at = c->last_seen = c->tokens_at = mt_mono();
+    c->tokens = rt->cfg.rate_limit_burst > 0 ? rt->cfg.rate_limit_burst : rt->cfg.rate_limit;
     mt_rand_uuid4(&rt->rand, c->connection_id);
     mt_rand_uuid4(&rt->rand, c->session_uuid);
     mt_http_request_id(rt, wsi, c->request_id);
@@ -141,10 +175,43 @@ static void on_established(mt_runtime_t *rt, struct lws *wsi, void *user)
     free(origin);
 }
 
+/* The per-connection token bucket; 1 if the message may go on. */
+static int within_rate(mt_runtime_t *rt, mt_conn_t *c, double now)
+{
+    double rate = rt->cfg.rate_limit;
+    double burst = rt->cfg.rate_limit_burst > 0 ? rt->cfg.rate_limit_burst : rate;
+    c->tokens += (now - c->tokens_at) * rate;
+    if (c->tokens > burst)
+        c->tokens = burst;
+    c->tokens_at = now;
+    if (c->tokens >= 1) {
+        c->tokens -= 1;
+        return 1;
+    }
+    return 0;
+}
+
 static void dispatch(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t len, int binary)
 {
     rt->stats.messages[MT_MSG_RECEIVED]++;
     double t0 = mt_mono();
+    if (binary && !c->binary_ok) {
+        mt_ws_close(rt, c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary messages not accepted",
+                    28);
+        return;
+    }
+    if (rt->cfg.rate_limit > 0 && !within_rate(rt, c, t0)) {
+        static const char reply[] = "{\"type\":\"error\",\"error\":\"rate_limited\"}";
+        rt->stats.errors[MT_ERR_RATE_LIMITED]++;
+        if (rt->cfg.rate_limit_action[0] == 'c') {
+            mt_ws_close(rt, c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limited", 12);
+        } else {
+            mt_frame_t *f = mt_frame_new(reply, sizeof reply - 1, 0);
+            mt_ws_enqueue(rt, c, f);
+            mt_frame_unref(f);
+        }
+        return;
+    }
     mt_script_message(rt, c, data, len, binary);
     mt_metric_observe(rt->ins.message_duration, mt_mono() - t0);
 }
@@ -152,6 +219,8 @@ static void dispatch(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t le
 static void on_receive(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c, const char *in,
                        size_t len)
 {
+    c->last_seen = mt_mono();
+    c->ping_sent = 0;
     int final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
     if (c->closing || c->rx_discard) {
         if (final)
@@ -193,6 +262,19 @@ static void on_receive(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c, const ch
 
 static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
 {
+    if (c->ping_due && !c->closing) {
+        /* A payload, because lws 4.1 reports no RECEIVE_PONG for an empty
+         * pong (it logs "received pong" and stops there). */
+        unsigned char ping[LWS_PRE + 2] = {0};
+        memcpy(ping + LWS_PRE, "mt", 2);
+        c->ping_due = 0;
+        if (lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
+            return -1;
+        if (c->q.len) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
     for (int i = 0; i < WRITES_PER_CALLBACK && c->q.len; i++) {
         mt_frame_t *f = mt_sendq_peek(&c->q);
         int n = lws_write(wsi, mt_frame_payload(f), f->len,
@@ -203,10 +285,6 @@ static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
         rt->stats.messages[MT_MSG_SENT]++;
         if (lws_send_pipe_choked(wsi))
             break;
-    }
-    if (c->rx_paused && c->q.bytes < low_water(rt)) {
-        c->rx_paused = 0;
-        lws_rx_flow_control(wsi, 1);
     }
     if (c->q.len) {
         lws_callback_on_writable(wsi);
@@ -259,6 +337,47 @@ static void on_closed(mt_runtime_t *rt, mt_conn_t *c, void *user)
         mt_runtime_drained(rt);
 }
 
+struct sweep {
+    mt_runtime_t *rt;
+    double now;
+};
+
+static void sweep_one(void *obj, void *ud)
+{
+    mt_conn_t *c = obj;
+    struct sweep *sw = ud;
+    mt_runtime_t *rt = sw->rt;
+    if (c->closing || c->closed)
+        return;
+    if (c->ping_sent) {
+        if (sw->now - c->ping_sent <= rt->cfg.heartbeat_timeout)
+            return;
+        rt->stats.errors[MT_ERR_HEARTBEAT_TIMEOUT]++;
+        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
+                                   "heartbeat timeout: closing", 26);
+        if (b) {
+            mt_conn_log_fields(c, b);
+            mt_json_kv_num(b, "silent_seconds", sw->now - c->last_seen);
+            mt_log_end(&rt->log);
+        }
+        /* The peer reads nothing: what is queued would never drain. */
+        mt_sendq_clear(&c->q);
+        mt_ws_close(rt, c, LWS_CLOSE_STATUS_GOINGAWAY, "heartbeat timeout", 17);
+        return;
+    }
+    if (sw->now - c->last_seen >= rt->cfg.heartbeat_interval) {
+        c->ping_sent = sw->now;
+        c->ping_due = 1;
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+void mt_ws_sweep(mt_runtime_t *rt)
+{
+    struct sweep sw = {rt, mt_mono()};
+    mt_handles_each(&rt->conns, sweep_one, &sw);
+}
+
 int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -279,6 +398,12 @@ int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if ((c = conn_of(user)))
             return on_writable(rt, wsi, c);
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if ((c = conn_of(user))) {
+            c->last_seen = mt_mono();
+            c->ping_sent = 0;
+        }
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if ((c = conn_of(user)))

@@ -10,6 +10,11 @@
  * Writes happen only in the writable callback. A close asked for by a
  * script or a policy takes effect after the queued frames are written.
  *
+ * Limits: a send-queue bound (close 1013, or drop the oldest frames), an
+ * optional token-bucket message rate per connection (an error reply or a
+ * close 1008), an optional Origin allow-list (403 before the upgrade), and
+ * binary messages only on routes that accept them (else close 1003).
+ *
  * Owns: nothing beyond the connections (conn.h) it creates and frees.
  */
 #ifndef MT_WS_H
@@ -32,7 +37,17 @@ void mt_ws_enqueue(struct mt_runtime *rt, mt_conn_t *c, mt_frame_t *f);
 /** Asks for a close once the queue drains. MT_OK, or MT_DECLINED if the
  *  connection is already closing. reason is copied (at most 123 bytes). */
 int mt_ws_close(struct mt_runtime *rt, mt_conn_t *c, int code, const char *reason, size_t len);
-/** Asks every open connection to close (shutdown). */
-void mt_ws_close_all(struct mt_runtime *rt, int code, const char *reason);
+/**
+ * Heartbeats, run every second: pings a connection silent for
+ * heartbeat_interval, and closes (1001, counted as heartbeat_timeout) one
+ * whose ping went unanswered for heartbeat_timeout.
+ */
+void mt_ws_sweep(struct mt_runtime *rt);
+/**
+ * One step of a drain: asks up to drain_batch_size more connections to
+ * close with drain_close_code and a reason of {"reconnect_after_ms":N},
+ * N jittered over drain_reconnect_jitter. Returns how many are left.
+ */
+uint32_t mt_ws_drain_step(struct mt_runtime *rt);
 
 #endif

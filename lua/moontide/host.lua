@@ -18,7 +18,8 @@
 -- timers); a connection whose route is gone is closed with 1012.
 --
 -- Routes come from the `routes` module in the scripts directory: a list
--- of { path = "/ws/chat/{room}/", handler = "handlers.chat" }. A `{name}`
+-- of { path = "/ws/chat/{room}/", handler = "handlers.chat" } (add
+-- binary = true to accept binary messages; otherwise they close 1003). A `{name}`
 -- segment matches unreserved URL characters ([%w_.~-]+) and is passed to
 -- the handler in conn.params.name. A handler module returns a table with
 -- any of on_open(conn, request), on_message(conn, data, is_binary) and
@@ -100,6 +101,7 @@ local function load_routes()
             pattern = pattern,
             names = names,
             handler_name = r.handler,
+            binary = r.binary,
             handler = load_handler(r.handler),
         }
     end
@@ -252,7 +254,8 @@ function _M.match(path)
     return r and r.path or nil
 end
 
---- A connection was established: make its object, run on_open.
+--- A connection was established: make its object, run on_open. Returns
+-- whether the route accepts binary messages (route field binary = true).
 function _M.open(handle, path, query, info)
     local r, params = find(path)
     if not r then
@@ -283,6 +286,7 @@ function _M.open(handle, path, query, info)
             request_id = info.request_id,
         })
     end
+    return r.binary == true
 end
 
 --- One complete message arrived.
