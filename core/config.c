@@ -165,6 +165,11 @@ void mt_config_free(mt_config_t *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+const char *mt_config_key(size_t i)
+{
+    return i < NDESCS ? descs[i].key : NULL;
+}
+
 static const cfg_desc_t *find_desc(const char *key)
 {
     for (size_t i = 0; i < NDESCS; i++)

@@ -84,4 +84,7 @@ int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const ch
 
 void mt_config_free(mt_config_t *cfg);
 
+/** The name of the i-th setting, or NULL past the last (tools, fuzzing). */
+const char *mt_config_key(size_t i);
+
 #endif

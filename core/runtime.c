@@ -18,6 +18,11 @@ mt_runtime_t *mt_runtime_current(void)
     return current;
 }
 
+void mt_runtime_bind(mt_runtime_t *rt)
+{
+    current = rt;
+}
+
 double mt_now(void)
 {
     struct timespec ts;

@@ -74,6 +74,8 @@ typedef struct mt_runtime {
 
 /** The process's runtime, for entry points that get no user pointer. */
 mt_runtime_t *mt_runtime_current(void);
+/** Makes rt the current runtime without starting it (tests, fuzzing). */
+void mt_runtime_bind(mt_runtime_t *rt);
 
 /**
  * Sets up logging, the loop, the script host and the lws context, taking

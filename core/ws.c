@@ -9,6 +9,13 @@
 
 #define WRITES_PER_CALLBACK 16 /* frames written per writable callback */
 
+/* Connections driven without a socket (the fuzz target) have no wsi. */
+static void want_writable(mt_conn_t *c)
+{
+    if (c->wsi)
+        lws_callback_on_writable(c->wsi);
+}
+
 static mt_conn_t *conn_of(void *user)
 {
     return user ? *(mt_conn_t **)user : NULL;
@@ -53,7 +60,7 @@ void mt_ws_enqueue(mt_runtime_t *rt, mt_conn_t *c, mt_frame_t *f)
     }
     mt_sendq_push(&c->q, f);
     if (c->q.len == 1)
-        lws_callback_on_writable(c->wsi);
+        want_writable(c);
     /* No read pausing (lws_rx_flow_control): on Debian's lws 4.1,
      * re-enabling reads from the writable callback closes the connection
      * (seen here; lws issues 1550, 1558). A client that sends faster than
@@ -72,7 +79,7 @@ int mt_ws_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, si
         len = 123;
     free(c->close_reason);
     c->close_reason = len ? mt_xstrndup(reason, len) : NULL;
-    lws_callback_on_writable(c->wsi);
+    want_writable(c);
     return MT_OK;
 }
 
@@ -216,18 +223,17 @@ static void dispatch(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t le
     mt_metric_observe(rt->ins.message_duration, mt_mono() - t0);
 }
 
-static void on_receive(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c, const char *in,
-                       size_t len)
+void mt_ws_receive(mt_runtime_t *rt, mt_conn_t *c, const char *in, size_t len, int final,
+                   size_t remaining, int binary)
 {
     c->last_seen = mt_mono();
     c->ping_sent = 0;
-    int final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
     if (c->closing || c->rx_discard) {
         if (final)
             c->rx_discard = 0;
         return;
     }
-    size_t total = c->rx.len + len + lws_remaining_packet_payload(wsi);
+    size_t total = c->rx.len + len + remaining;
     if (total > (size_t)rt->cfg.max_message_bytes) {
         rt->stats.errors[MT_ERR_MESSAGE_TOO_LARGE]++;
         mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
@@ -243,7 +249,6 @@ static void on_receive(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c, const ch
         mt_ws_close(rt, c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large", 17);
         return;
     }
-    int binary = lws_frame_is_binary(wsi);
     if (final && c->rx.len == 0) {
         dispatch(rt, c, in, len, binary); /* the common case: no copy */
         return;
@@ -368,7 +373,7 @@ static void sweep_one(void *obj, void *ud)
     if (sw->now - c->last_seen >= rt->cfg.heartbeat_interval) {
         c->ping_sent = sw->now;
         c->ping_due = 1;
-        lws_callback_on_writable(c->wsi);
+        want_writable(c);
     }
 }
 
@@ -393,7 +398,9 @@ int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_RECEIVE:
         if ((c = conn_of(user)))
-            on_receive(rt, wsi, c, in, len);
+            mt_ws_receive(rt, c, in, len,
+                          lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0,
+                          lws_remaining_packet_payload(wsi), lws_frame_is_binary(wsi));
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if ((c = conn_of(user)))

@@ -31,6 +31,15 @@ struct mt_runtime;
 int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);
 
+/**
+ * Takes one piece of a message as lws hands it over: final when it ends
+ * the message, remaining the bytes of the frame still to come. Reassembles
+ * (copying only when a message spans pieces), enforces max_message_bytes
+ * (close 1009, rest dropped) and dispatches complete messages to the
+ * script host. Independent of lws, so the fuzz target drives it.
+ */
+void mt_ws_receive(struct mt_runtime *rt, mt_conn_t *c, const char *in, size_t len, int final,
+                   size_t remaining, int binary);
 /** Queues a shared frame (taking a reference). At the send-queue bound the
  *  connection is closed with 1013 and counted as send_queue_overflow. */
 void mt_ws_enqueue(struct mt_runtime *rt, mt_conn_t *c, mt_frame_t *f);
