@@ -117,7 +117,8 @@ end
 
 --- Starts a server. opts: config (table of settings), files (path under
 -- the scripts directory -> content), env (name -> value), args (extra
--- argv), wait (false: do not wait for "listening").
+-- argv), wrapper (a command to run the binary under, as a list), wait
+-- (false: do not wait for "listening"), timeout (seconds to wait).
 function _M.start(opts)
     opts = opts or {}
     local dir = assert(io.popen("mktemp -d /tmp/moontide-spec-XXXXXX")):read("*l")
@@ -143,9 +144,23 @@ function _M.start(opts)
     for _, a in ipairs(opts.args or {}) do
         argv[#argv + 1] = a
     end
-    self.pid = _M.spawn(_M.BINARY, argv, self.log_path, opts.env)
+    local prog = _M.BINARY
+    if opts.wrapper then -- e.g. { "valgrind", "--log-file=..." }
+        prog = opts.wrapper[1]
+        local wrapped = {}
+        for i = 2, #opts.wrapper do
+            wrapped[#wrapped + 1] = opts.wrapper[i]
+        end
+        wrapped[#wrapped + 1] = _M.BINARY
+        for _, a in ipairs(argv) do
+            wrapped[#wrapped + 1] = a
+        end
+        argv = wrapped
+    end
+    self.pid = _M.spawn(prog, argv, self.log_path, opts.env)
     if opts.wait ~= false then
-        local line = self:wait_log(function(l) return l.message == "listening" end, 10)
+        local line = self:wait_log(function(l) return l.message == "listening" end,
+            opts.timeout or 10)
         self.port = line.port
     end
     return self
