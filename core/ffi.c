@@ -7,6 +7,7 @@
 #include "timer.h"
 #include "ws.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,49 @@ int mt_redis_state(void)
 {
     mt_runtime_t *rt = mt_runtime_current();
     return !rt->redis.configured ? 0 : mt_redis_up(&rt->redis) ? 2 : 1;
+}
+
+int mt_metric_read(const char *name, size_t nlen, const char *match, size_t mlen, int what,
+                   double le, double *out)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    const char *items[17];
+    size_t lens[17];
+    if (!name || !out || what < MT_READ_VALUE || what > MT_READ_BUCKET)
+        return MT_ERROR;
+    int n = split(match, mlen, items, lens, 16);
+    if (n < 0)
+        return MT_ERROR;
+    mt_buf_t pairs[16];
+    const char *rendered[16];
+    for (int i = 0; i < n; i++) {
+        const char *eq = memchr(items[i], '=', lens[i]);
+        pairs[i] = (mt_buf_t)MT_BUF_INIT;
+        if (eq)
+            mt_metrics_label_pair(&pairs[i], items[i], (size_t)(eq - items[i]), eq + 1,
+                                  lens[i] - (size_t)(eq - items[i]) - 1);
+        rendered[i] = mt_buf_cstr(&pairs[i]);
+    }
+    char *cname = mt_xstrndup(name, nlen);
+    mt_instruments_collect(rt);
+    *out = mt_metrics_sum(&rt->metrics, cname, rendered, n, what, le);
+    free(cname);
+    for (int i = 0; i < n; i++)
+        mt_buf_free(&pairs[i]);
+    return isnan(*out) ? MT_DECLINED : MT_OK;
+}
+
+int mt_metric_bounds(const char *name, size_t nlen, double *out, int max)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    char *cname = mt_xstrndup(name, nlen);
+    const mt_family_t *f = mt_metrics_find(&rt->metrics, cname);
+    free(cname);
+    if (!f || f->type != MT_METRIC_HISTOGRAM)
+        return MT_DECLINED;
+    int n = f->nbounds < max ? f->nbounds : max;
+    memcpy(out, f->bounds, (size_t)n * sizeof *out);
+    return n;
 }
 
 #pragma GCC visibility pop

@@ -56,6 +56,9 @@ void mt_series_observe(mt_series_t *s, double v);
 double mt_series_get(const mt_series_t *s);
 int mt_redis_command(int argc, const char **argv, const size_t *argvlen, double *out_id);
 int mt_redis_state(void);
+int mt_metric_read(const char *name, size_t nlen, const char *match, size_t mlen, int what,
+                   double le, double *out);
+int mt_metric_bounds(const char *name, size_t nlen, double *out, int max);
 /* FFI-END */
 
 #endif

@@ -228,16 +228,22 @@ static int builtin_readiness(mt_runtime_t *rt, mt_buf_t *checks, mt_buf_t *reaso
     return n == 0;
 }
 
+int mt_http_ready(mt_runtime_t *rt, mt_buf_t *checks, mt_buf_t *reasons)
+{
+    int ready;
+    if (mt_script_readiness(rt, &ready, checks, reasons) != 0) {
+        mt_buf_reset(checks);
+        mt_buf_reset(reasons);
+        ready = builtin_readiness(rt, checks, reasons);
+    }
+    return ready;
+}
+
 /* Readiness as the policy decides from the core's facts; 200 or 503. */
 static int body_readyz(mt_runtime_t *rt, mt_buf_t *b)
 {
     mt_buf_t checks = MT_BUF_INIT, reasons = MT_BUF_INIT;
-    int ready;
-    if (mt_script_readiness(rt, &ready, &checks, &reasons) != 0) {
-        mt_buf_reset(&checks);
-        mt_buf_reset(&reasons);
-        ready = builtin_readiness(rt, &checks, &reasons);
-    }
+    int ready = mt_http_ready(rt, &checks, &reasons);
     mt_buf_addc(b, '{');
     mt_json_kv_cstr(b, "status", ready ? "ready" : "not_ready");
     mt_json_kv_cstr(b, "color", rt->cfg.color);
@@ -384,7 +390,8 @@ static void body_reload(mt_runtime_t *rt, mt_http_txn_t *txn, struct lws *wsi)
 static void route(mt_runtime_t *rt, mt_http_txn_t *txn, int mi, const char *path,
                   struct lws *wsi)
 {
-    static const char *const endpoints[] = {"/healthz", "/readyz", "/status", "/metrics"};
+    static const char *const endpoints[] = {"/healthz", "/readyz", "/status", "/metrics",
+                                            "/alerts"};
     int which = -1;
     txn->content_type = CT_JSON;
     if (strcmp(path, "/admin/reload") == 0) {
@@ -398,7 +405,7 @@ static void route(mt_runtime_t *rt, mt_http_txn_t *txn, int mi, const char *path
         }
         return;
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (strcmp(path, endpoints[i]) == 0)
             which = i;
     if (which < 0) {
@@ -428,8 +435,10 @@ static void route(mt_runtime_t *rt, mt_http_txn_t *txn, int mi, const char *path
         txn->status = body_readyz(rt, &txn->body);
     else if (which == 2)
         body_status(rt, &txn->body);
-    else
+    else if (which == 3)
         body_metrics(rt, txn, wsi);
+    else
+        mt_script_alerts_json(rt, &txn->body);
 }
 
 static void txn_free(mt_http_txn_t *txn)

@@ -1,6 +1,7 @@
 /* instruments.c - the core's metric families and their collection. */
 #include "instruments.h"
 
+#include "http.h"
 #include "runtime.h"
 
 #include <dirent.h>
@@ -118,6 +119,8 @@ void mt_instruments_init(mt_runtime_t *rt)
                                 "Label sets refused by the metrics series budget");
     in->render_seconds = single(rt, MT_METRIC_GAUGE, "moontide_metrics_render_seconds",
                                 "Seconds the previous /metrics render took");
+    in->ready = single(rt, MT_METRIC_GAUGE, "moontide_ready",
+                       "1 when /readyz would answer 200, else 0");
 
     uv_timer_init(&rt->loop, &in->lag_timer);
     in->lag_timer.data = rt;
@@ -189,10 +192,13 @@ static void add_queue(void *obj, void *ud)
     *(double *)ud += (double)((mt_conn_t *)obj)->q.bytes;
 }
 
-void mt_instruments_render(mt_runtime_t *rt, mt_buf_t *out, int openmetrics)
+void mt_instruments_collect(mt_runtime_t *rt)
 {
-    double t0 = mt_mono();
     mt_instruments_t *in = &rt->ins;
+    uint64_t now = uv_now(&rt->loop) + 1; /* +1: never equal to the initial 0 */
+    if (in->collected_at == now)
+        return;
+    in->collected_at = now;
     mt_stats_t *st = &rt->stats;
     mt_metric_set(in->connections_total, (double)st->connections_total);
     mt_metric_set(in->connections_active, mt_runtime_active(rt));
@@ -210,6 +216,18 @@ void mt_instruments_render(mt_runtime_t *rt, mt_buf_t *out, int openmetrics)
     const char *reason;
     mt_metric_set(in->channel_up, mt_channel_ready(rt, &reason));
     mt_metric_set(in->series_dropped, (double)rt->metrics.dropped);
+    mt_buf_t checks = MT_BUF_INIT, reasons = MT_BUF_INIT;
+    mt_metric_set(in->ready, mt_http_ready(rt, &checks, &reasons));
+    mt_buf_free(&checks);
+    mt_buf_free(&reasons);
+}
+
+void mt_instruments_render(mt_runtime_t *rt, mt_buf_t *out, int openmetrics)
+{
+    double t0 = mt_mono();
+    mt_instruments_t *in = &rt->ins;
+    in->collected_at = 0; /* a scrape always sees fresh values */
+    mt_instruments_collect(rt);
     mt_metrics_render(&rt->metrics, out, openmetrics);
     mt_metric_set(in->render_seconds, mt_mono() - t0);
 }

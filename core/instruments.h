@@ -32,7 +32,8 @@ typedef struct mt_instruments {
     mt_series_t *cpu, *rss, *vsize, *open_fds, *max_fds, *start_time;
     mt_series_t *lua_memory, *queue_bytes, *queue_dropped, *generation;
     mt_series_t *reloads_success, *reloads_failure;
-    mt_series_t *channel_up, *loop_lag, *series_dropped, *render_seconds;
+    mt_series_t *channel_up, *loop_lag, *series_dropped, *render_seconds, *ready;
+    uint64_t collected_at; /* loop time (ms) of the last collect */
     uv_timer_t lag_timer;
     double lag_expected; /* monotonic time the lag timer should fire */
 } mt_instruments_t;
@@ -44,6 +45,9 @@ void mt_instruments_close(struct mt_runtime *rt);
 /** Counts and times one HTTP response. */
 void mt_instruments_http(struct mt_runtime *rt, const char *method, const char *endpoint,
                          int status, double seconds);
+/** Brings the gauges and copied counters up to date (at most once per
+ *  loop iteration: cheap to call per alert rule). */
+void mt_instruments_collect(struct mt_runtime *rt);
 /** Brings gauges up to date and appends the exposition. */
 void mt_instruments_render(struct mt_runtime *rt, mt_buf_t *out, int openmetrics);
 

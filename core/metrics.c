@@ -300,6 +300,64 @@ mt_series_t *mt_metrics_series(mt_metrics_t *m, mt_family_t *f, const char *cons
     return s;
 }
 
+void mt_metrics_label_pair(mt_buf_t *out, const char *key, size_t klen, const char *value,
+                           size_t vlen)
+{
+    mt_buf_add(out, key, klen);
+    mt_buf_add(out, "=\"", 2);
+    escape_label_value(out, value, vlen);
+    mt_buf_addc(out, '"');
+}
+
+/* Does the rendered label string hold the pair (at the start or after a
+ * comma, so a="x" does not match ba="x")? */
+static int has_pair(const mt_series_t *s, const char *pair)
+{
+    size_t n = strlen(pair);
+    const char *p = s->labels;
+    while ((p = strstr(p, pair)) != NULL) {
+        if ((p == s->labels || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+        p++;
+    }
+    return 0;
+}
+
+double mt_metrics_sum(const mt_metrics_t *m, const char *name, const char *const *match, int n,
+                      int what, double le)
+{
+    const mt_family_t *f = mt_metrics_find(m, name);
+    if (!f)
+        return NAN;
+    int bucket = -1;
+    if (what == MT_READ_BUCKET && f->type == MT_METRIC_HISTOGRAM && !isinf(le))
+        for (int k = 0; k < f->nbounds; k++)
+            if (f->bounds[k] == le)
+                bucket = k;
+    double sum = 0;
+    int matched = 0;
+    for (uint32_t i = 0; i < f->nseries; i++) {
+        const mt_series_t *s = f->series[i];
+        int ok = 1;
+        for (int j = 0; j < n && ok; j++)
+            ok = has_pair(s, match[j]);
+        if (!ok)
+            continue;
+        matched++;
+        if (what == MT_READ_VALUE || f->type != MT_METRIC_HISTOGRAM) {
+            sum += s->value;
+        } else if (what == MT_READ_COUNT || bucket < 0) {
+            sum += (double)s->count;
+        } else {
+            uint64_t cum = 0;
+            for (int k = 0; k <= bucket; k++)
+                cum += s->buckets[k];
+            sum += (double)cum;
+        }
+    }
+    return matched ? sum : NAN; /* no series: no data, as in PromQL */
+}
+
 void mt_metric_observe(mt_series_t *s, double v)
 {
     const mt_family_t *f = s->family;

@@ -107,8 +107,26 @@ static inline void mt_metric_set(mt_series_t *s, double v)
 }
 void mt_metric_observe(mt_series_t *s, double v);
 
+/* What mt_metrics_sum adds up. */
+#define MT_READ_VALUE 0  /* counters, gauges; histograms: the sum */
+#define MT_READ_COUNT 1  /* histograms: observations */
+#define MT_READ_BUCKET 2 /* histograms: cumulative count at bound le */
+
+/**
+ * Adds up `what` over the family's series whose labels include every
+ * pair of match (n rendered pairs such as type="received"). For
+ * MT_READ_BUCKET, le must be one of the bounds or +Inf. Returns the sum,
+ * or NAN if the family does not exist or no series matches.
+ */
+double mt_metrics_sum(const mt_metrics_t *m, const char *name, const char *const *match, int n,
+                      int what, double le);
+
 /** Appends the exposition of every family. */
 void mt_metrics_render(const mt_metrics_t *m, mt_buf_t *out, int openmetrics);
+
+/** Renders a label pair as series labels hold it: key="escaped value". */
+void mt_metrics_label_pair(mt_buf_t *out, const char *key, size_t klen, const char *value,
+                           size_t vlen);
 
 /** Appends a sample value as the exposition writes it (NaN, +Inf, ...). */
 void mt_metrics_format_value(mt_buf_t *out, double v);

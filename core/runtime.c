@@ -97,9 +97,12 @@ static void on_drain_step(uv_timer_t *t)
         uv_timer_stop(t);
 }
 
+/* Every second: heartbeats, and the in-process alerts when they are due. */
 static void on_sweep(uv_timer_t *t)
 {
-    mt_ws_sweep(t->data);
+    mt_runtime_t *rt = t->data;
+    mt_ws_sweep(rt);
+    mt_script_alerts_tick(rt);
 }
 
 static void start_drain(mt_runtime_t *rt, const char *signame)

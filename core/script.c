@@ -239,10 +239,13 @@ int mt_script_init(mt_runtime_t *rt)
     s->ref_reload = ref_field(L, host, "reload");
     s->ref_redis_reply = ref_field(L, host, "redis_reply");
     s->ref_readiness = ref_field(L, host, "readiness");
+    s->ref_alerts_tick = ref_field(L, host, "alerts_tick");
+    s->ref_alerts_json = ref_field(L, host, "alerts_json");
     lua_settop(L, 1);
     if (s->ref_open == LUA_NOREF || s->ref_message == LUA_NOREF || s->ref_close == LUA_NOREF ||
         s->ref_timer == LUA_NOREF || s->ref_match == LUA_NOREF || s->ref_reload == LUA_NOREF ||
-        s->ref_redis_reply == LUA_NOREF || s->ref_readiness == LUA_NOREF) {
+        s->ref_redis_reply == LUA_NOREF || s->ref_readiness == LUA_NOREF ||
+        s->ref_alerts_tick == LUA_NOREF || s->ref_alerts_json == LUA_NOREF) {
         lua_pushliteral(L, "moontide.host lacks one of its entry points");
         return load_error(rt, "host");
     }
@@ -457,6 +460,30 @@ int mt_script_readiness(mt_runtime_t *rt, int *ready, mt_buf_t *checks, mt_buf_t
     mt_buf_addc(reasons, ']');
     lua_pop(L, 3);
     return 0;
+}
+
+void mt_script_alerts_tick(mt_runtime_t *rt)
+{
+    lua_State *L = rt->script.L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_alerts_tick);
+    lua_pushnumber(L, mt_now());
+    if (call(rt, 1, 0, 1) != 0)
+        report(rt, "alerts", NULL);
+}
+
+void mt_script_alerts_json(mt_runtime_t *rt, mt_buf_t *out)
+{
+    lua_State *L = rt->script.L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_alerts_json);
+    if (call(rt, 0, 1, 1) != 0) {
+        report(rt, "alerts", NULL);
+        mt_buf_adds(out, "{\"alerts\":[],\"error\":\"alert evaluation failed\"}");
+        return;
+    }
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    mt_buf_add(out, s ? s : "{}", s ? n : 2);
+    lua_pop(L, 1);
 }
 
 size_t mt_script_memory(mt_runtime_t *rt)

@@ -36,7 +36,7 @@ struct mt_conn;
 typedef struct mt_script {
     lua_State *L;
     int ref_open, ref_message, ref_close, ref_timer, ref_match, ref_reload;
-    int ref_redis_reply, ref_readiness;
+    int ref_redis_reply, ref_readiness, ref_alerts_tick, ref_alerts_json;
     double deadline;  /* monotonic end of the running event's budget; 0: none */
     int budget_hit;   /* the running event was interrupted by the budget */
     uint64_t generation; /* scripts loaded so far; 1 after start */
@@ -89,6 +89,10 @@ void mt_script_redis_reply(struct mt_runtime *rt, uint64_t id, void *reply);
  * failed (logged); then the caller decides with its built-in rules.
  */
 int mt_script_readiness(struct mt_runtime *rt, int *ready, mt_buf_t *checks, mt_buf_t *reasons);
+/** Evaluates the in-process alerts (lua/policies/alerts.lua) when due. */
+void mt_script_alerts_tick(struct mt_runtime *rt);
+/** Appends the JSON body of GET /alerts. */
+void mt_script_alerts_json(struct mt_runtime *rt, mt_buf_t *out);
 /** Bytes of memory the Lua state uses. */
 size_t mt_script_memory(struct mt_runtime *rt);
 

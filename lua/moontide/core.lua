@@ -8,7 +8,7 @@
 local ffi = require "ffi"
 local C = require("moontide.ffi").C
 
-local tonumber = tonumber
+local tonumber, pairs = tonumber, pairs
 
 local _M = {}
 
@@ -111,6 +111,36 @@ end
 
 function _M.metric_get(series)
     return C.mt_series_get(series)
+end
+
+local read_out = ffi.new("double[1]")
+local bounds_out = ffi.new("double[64]")
+
+--- The sum of what (0 value, 1 count, 2 bucket at le) over the series of
+-- metric whose labels include labels; nil if the metric does not exist.
+function _M.metric_read(metric, labels, what, le)
+    local match = {}
+    for k, v in pairs(labels or {}) do
+        match[#match + 1] = k .. "=" .. v
+    end
+    local m = table.concat(match, "\0")
+    if C.mt_metric_read(metric, #metric, m, #m, what or 0, le or 0, read_out) ~= 0 then
+        return nil
+    end
+    return read_out[0]
+end
+
+--- The finite bucket bounds of a histogram, or nil.
+function _M.metric_bounds(metric)
+    local n = C.mt_metric_bounds(metric, #metric, bounds_out, 64)
+    if n < 0 then
+        return nil
+    end
+    local list = {}
+    for i = 0, n - 1 do
+        list[#list + 1] = bounds_out[i]
+    end
+    return list
 end
 
 local id_out = ffi.new("double[1]")
