@@ -67,6 +67,28 @@ local function load_handler(name)
 end
 
 local health -- the readiness policy module, if the scripts have one
+local alerts_policy -- policies.alerts, if the scripts have it
+local alerting -- in-process evaluation of alerts_policy
+local alert_log = moontide.logger("moontide.alerts")
+local alert_gauge
+local last_alert_eval = -math.huge
+
+-- Loads policies.alerts when the scripts have it; raises on a bad rule.
+local function load_alerts()
+    if not package.searchpath("policies.alerts", package.path) then
+        return nil
+    end
+    package_loaded["policies.alerts"] = nil
+    local policy = require("policies.alerts")
+    if type(policy) ~= "table" or type(policy.rules) ~= "table" then
+        error("policies/alerts.lua must return { interval = s, rules = { ... } }", 0)
+    end
+    local check = require("moontide.alertrules").check
+    for _, rule in ipairs(policy.rules) do
+        check(rule)
+    end
+    return policy
+end
 
 -- Loads policies.health when the scripts have it; raises if it lacks
 -- readiness(facts).
@@ -166,6 +188,7 @@ function _M.start(opts)
     compile_all(opts.files)
     routes = load_routes()
     health = load_health()
+    alerts_policy = load_alerts()
     return generation
 end
 
@@ -194,11 +217,12 @@ function _M.reload(files)
     end
     local next_generation = generation + 1
     moontide._set_generation(next_generation)
-    local new_health
+    local new_health, new_alerts
     local ok, new_routes = pcall(function()
         compile_all(files)
         local r = load_routes()
         new_health = load_health()
+        new_alerts = load_alerts()
         return r
     end)
     if not ok then
@@ -218,6 +242,7 @@ function _M.reload(files)
     generation = next_generation
     routes = new_routes
     health = new_health
+    alerts_policy = new_alerts
     moontide._cancel_timers_except(generation)
     local by_path = {}
     for _, r in ipairs(routes) do
@@ -334,6 +359,43 @@ function _M.readiness(facts)
     end
     local ready, checks, reasons = health.readiness(facts)
     return ready and true or false, checks or {}, reasons or {}
+end
+
+--- Evaluates the alert policy when its interval has passed (the core
+-- ticks every second). Transitions are logged at the alert's severity and
+-- mirrored in moontide_alert_active{alertname,severity}.
+function _M.alerts_tick(now)
+    if not alerts_policy or now - last_alert_eval < (alerts_policy.interval or 10) then
+        return
+    end
+    last_alert_eval = now
+    if not alerting then
+        local core = require("moontide.core")
+        alerting = require("moontide.alerting").new(core.metric_read, core.metric_bounds)
+        alert_gauge = moontide.metrics.gauge("moontide_alert_active",
+            "1 while an in-process alert fires", { "alertname", "severity" })
+    end
+    for _, t in ipairs(alerting:evaluate(alerts_policy, now)) do
+        local firing = t.to == "firing"
+        alert_gauge:labels(t.alert, t.rule.severity):set(firing and 1 or 0)
+        local write = t.rule.severity == "critical" and alert_log.critical or alert_log.warning
+        write(firing and "alert firing" or "alert resolved", {
+            alertname = t.alert, severity = t.rule.severity, value = t.value,
+            summary = require("moontide.alerting").text(t.rule.summary, t.value),
+            description = require("moontide.alerting").text(t.rule.description, t.value),
+        })
+    end
+end
+
+--- The body of GET /alerts (JSON).
+function _M.alerts_json()
+    local list = alerting and alerting:list() or {}
+    local encode = moontide.json.encode
+    -- cjson 2.1.0 writes an empty table as {}: spell the empty list out
+    return ('{"alerts":%s,"rules":%d,"evaluated_at":%s}'):format(
+        #list > 0 and encode(list) or "[]",
+        alerts_policy and #alerts_policy.rules or 0,
+        last_alert_eval > 0 and ("%.3f"):format(last_alert_eval) or "null")
 end
 
 --- The connection object for a handle (tests and tools).

@@ -1,0 +1,76 @@
+--- policies.alerts: alert thresholds, the one source of truth.
+--
+-- Two consumers read this file:
+--   * scripts/gen-alert-rules turns it into monitoring/alerting/rules.yml
+--     (PromQL for Prometheus: every instance, fleet-wide);
+--   * the core evaluates it in-process every `interval` seconds against
+--     its own registry (moontide.alerting): transitions are WARNING or
+--     CRITICAL log lines, moontide_alert_active{alertname,severity} and
+--     GET /alerts. That is what an instance without Prometheus gets.
+-- Reloaded with the other scripts.
+--
+-- A rule: alert, severity, for (seconds), summary, description, and the
+-- condition: metric, labels (a subset to match), fn, op, threshold.
+--   fn = "value"    the current value, summed over matching series
+--   fn = "rate"     per-second increase over window seconds, summed
+--   fn = "increase" increase over window seconds, summed
+--   fn = "quantile" the q-quantile of a histogram over window seconds
+-- prometheus_only = true: meaningless in-process (e.g. instance down).
+-- {{ $value }} in texts is the measured value.
+return {
+    interval = 10,
+    rules = {
+        {
+            alert = "NoActiveConnections", severity = "warning", ["for"] = 60,
+            metric = "websocket_connections_active", fn = "value", op = "==", threshold = 0,
+            summary = "No active WebSocket connections",
+            description = "No active WebSocket connections for more than 60 seconds",
+        },
+        {
+            alert = "HighErrorRate", severity = "critical", ["for"] = 30,
+            metric = "websocket_errors_total", fn = "rate", window = 300, op = ">", threshold = 0.1,
+            summary = "High WebSocket error rate",
+            description = "WebSocket error rate is {{ $value }} errors per second",
+        },
+        {
+            alert = "HighLatency", severity = "warning", ["for"] = 30,
+            metric = "websocket_message_duration_seconds", fn = "quantile", q = 0.95,
+            window = 300, op = ">", threshold = 1,
+            summary = "High WebSocket message latency",
+            description = "95th percentile latency is {{ $value }} seconds",
+        },
+        {
+            alert = "InstanceDown", severity = "critical", ["for"] = 60, prometheus_only = true,
+            metric = "up", fn = "value", op = "==", threshold = 0,
+            summary = "moontide instance down",
+            description = "Prometheus could not scrape the instance for 60 seconds",
+        },
+        {
+            alert = "NotReady", severity = "warning", ["for"] = 60,
+            metric = "moontide_ready", fn = "value", op = "==", threshold = 0,
+            summary = "Instance not ready",
+            description = "The instance has answered /readyz with 503 for 60 seconds",
+        },
+        {
+            alert = "SendQueueOverflows", severity = "warning", ["for"] = 60,
+            metric = "websocket_errors_total", labels = { error_type = "send_queue_overflow" },
+            fn = "rate", window = 300, op = ">", threshold = 0,
+            summary = "Clients cannot keep up",
+            description = "Send queues overflow at {{ $value }} per second",
+        },
+        {
+            alert = "RedisUnavailable", severity = "critical", ["for"] = 30,
+            metric = "moontide_channel_layer_up", labels = { kind = "redis" },
+            fn = "value", op = "==", threshold = 0,
+            summary = "Redis unavailable",
+            description = "The Redis channel layer has been down for 30 seconds",
+        },
+        {
+            alert = "ScriptReloadFailed", severity = "warning", ["for"] = 0,
+            metric = "moontide_script_reloads_total", labels = { result = "failure" },
+            fn = "increase", window = 600, op = ">", threshold = 0,
+            summary = "Script reload failed",
+            description = "A script reload failed in the last 10 minutes; the old scripts still run",
+        },
+    },
+}
