@@ -1,0 +1,272 @@
+-- Operations: in-process alerts, the generated rules and their tests,
+-- Prometheus/Alertmanager/Grafana configs, compose, monitor.sh, and a
+-- blue/green deploy through a real nginx.
+local server = require "spec.support.server"
+local client = require "spec.support.client"
+local prom = require "spec.support.prom"
+local cjson = require "cjson"
+
+local function read(path)
+    local f = assert(io.open(path))
+    local text = f:read("*a")
+    f:close()
+    return text
+end
+
+-- Runs a shell command; returns its exit status and combined output.
+local function run(cmd)
+    local p = assert(io.popen(cmd .. " 2>&1; echo \"exit=$?\""))
+    local out = p:read("*a")
+    p:close()
+    return tonumber(out:match("exit=(%d+)\n$")), (out:gsub("exit=%d+\n$", ""))
+end
+
+describe("in-process alerts #integration", function()
+    it("fire, show in /alerts, log and gauge, then resolve", function()
+        local srv = server.start({
+            files = { ["policies/alerts.lua"] = read("spec/fixtures/alerts_fast.lua") },
+        })
+        local firing = server.eventually(function()
+            local res = client.http(srv:url("/alerts"))
+            return res.json.alerts[1] and res.json.alerts[1].state == "firing" and res.json
+        end, 10, "NoActiveConnections to fire")
+        assert.equal(2, firing.rules)
+        assert.equal("NoActiveConnections", firing.alerts[1].alertname)
+        assert.equal("warning", firing.alerts[1].severity)
+        assert.equal("No active WebSocket connections (0)", firing.alerts[1].description)
+        local line = srv:wait_log(function(l) return l.message == "alert firing" end)
+        assert.equal("WARNING", line.level)
+        assert.equal("NoActiveConnections", line.alertname)
+        local m = prom.parse(client.http(srv:url("/metrics")).body)
+        assert.equal(1, prom.value(m, "moontide_alert_active",
+            { alertname = "NoActiveConnections", severity = "warning" }))
+
+        local ws = assert(client.ws(srv:ws_url("/ws/chat/busy/")))
+        for _ = 1, 5 do
+            ws:send_json({ type = "heartbeat" })
+            ws:receive_json()
+        end
+        local crit = srv:wait_log(function(l)
+            return l.message == "alert firing" and l.alertname == "ManyMessages"
+        end, 10)
+        assert.equal("CRITICAL", crit.level)
+        srv:wait_log(function(l)
+            return l.message == "alert resolved" and l.alertname == "NoActiveConnections"
+        end, 10)
+        ws:close()
+        assert.equal(0, srv:stop())
+    end)
+end)
+
+describe("alert rules and monitoring configs #integration", function()
+    it("generates the committed rules.yml, which promtool checks and tests", function()
+        local status, out = run("scripts/gen-alert-rules")
+        assert.equal(0, status)
+        assert.equal(read("monitoring/alerting/rules.yml"), out)
+        status, out = run("promtool check rules monitoring/alerting/rules.yml")
+        assert.equal(0, status, out)
+        assert.matches("SUCCESS: 8 rules found", out)
+        status, out = run("promtool test rules monitoring/alerting/tests.yml")
+        assert.equal(0, status, out)
+    end)
+
+    it("has a valid Prometheus config scraping both colours every 10 s", function()
+        local status, out = run("promtool check config monitoring/prometheus/prometheus.yml")
+        assert.equal(0, status, out)
+        local cfg = read("monitoring/prometheus/prometheus.yml")
+        assert.matches('targets: %["app_blue:8000", "app_green:8000"%]', cfg)
+        assert.matches("scrape_interval: 10s", cfg)
+    end)
+
+    it("renders an Alertmanager config amtool accepts, routing by severity", function()
+        local env = "SMTP_SMARTHOST=smtp.example.com:587 ALERT_EMAIL_FROM=a@example.com "
+            .. "ALERT_EMAIL_TO=b@example.com SMTP_USERNAME=u SMTP_PASSWORD='p\"w&/|' "
+            .. "SLACK_WEBHOOK_URL=https://hooks.slack.com/x SLACK_CHANNEL='#alerts' "
+            .. "PAGERDUTY_ROUTING_KEY=k ALERT_WEBHOOK_URL=http://127.0.0.1:5001/hook"
+        local out_file = os.tmpname()
+        local status, out = run("env " .. env .. " monitoring/alertmanager/render.sh "
+            .. "monitoring/alertmanager/alertmanager.yml.tmpl " .. out_file)
+        assert.equal(0, status, out)
+        status, out = run("amtool check-config " .. out_file)
+        assert.equal(0, status, out)
+        assert.matches("4 receivers", out)
+        local rendered = read(out_file)
+        assert.matches('smtp_auth_password: "p\\"w&/|"', rendered, 1, true)
+        for _, r in ipairs({ "email", "slack", "pagerduty", "webhook" }) do
+            assert.matches("name: " .. r, rendered)
+        end
+        os.remove(out_file)
+        status, out = run("env -i PATH=/usr/bin:/bin monitoring/alertmanager/render.sh "
+            .. "monitoring/alertmanager/alertmanager.yml.tmpl /dev/null")
+        assert.equal(1, status)
+        assert.matches("SMTP_SMARTHOST is not set", out)
+    end)
+
+    it("has dashboards whose every PromQL expression promtool accepts", function()
+        local ws = cjson.decode(read("monitoring/grafana/dashboards/websocket.json"))
+        local sys = cjson.decode(read("monitoring/grafana/dashboards/system.json"))
+        local titles = {}
+        for _, p in ipairs(ws.panels) do
+            titles[#titles + 1] = p.title
+        end
+        assert.same({ "Connection Count: active vs total", "Message Throughput",
+            "Error Rate by Type", "Latency: p95 message processing", "Health Status over time" },
+            titles)
+        assert.equal(4, #sys.panels)
+        local rules = { "groups:", "  - name: dashboards", "    rules:" }
+        local n = 0
+        for _, d in ipairs({ ws, sys }) do
+            for _, p in ipairs(d.panels) do
+                for _, t in ipairs(p.targets) do
+                    n = n + 1
+                    rules[#rules + 1] = ("      - record: dashboard:expr_%d"):format(n)
+                    rules[#rules + 1] = "        expr: '" .. t.expr:gsub("'", "''") .. "'"
+                end
+            end
+        end
+        local path = os.tmpname()
+        local f = assert(io.open(path, "w"))
+        f:write(table.concat(rules, "\n") .. "\n")
+        f:close()
+        local status, out = run("promtool check rules " .. path)
+        os.remove(path)
+        assert.equal(0, status, out)
+        assert.matches("SUCCESS: " .. n .. " rules found", out)
+        local ds = read("monitoring/grafana/provisioning/datasources/prometheus.yml")
+        assert.matches("url: http://prometheus:9090", ds)
+    end)
+
+    it("has a compose file docker-compose accepts, and a hardened Dockerfile", function()
+        local status, out = run("docker-compose -f docker/docker-compose.yml config --services")
+        assert.equal(0, status, out)
+        local services = {}
+        for s in out:gmatch("[%w_]+") do
+            services[s] = true
+        end
+        for _, s in ipairs({ "app_blue", "app_green", "redis", "nginx", "prometheus",
+            "alertmanager", "grafana", "cadvisor" }) do
+            assert.is_true(services[s], s .. " missing")
+        end
+        local dockerfile = read("docker/Dockerfile")
+        assert.matches("FROM debian:bookworm%-slim AS build", dockerfile)
+        assert.matches("\nUSER moontide\n", dockerfile)
+        assert.matches("HEALTHCHECK .-/healthz", dockerfile)
+        assert.matches("libwebsockets%-evlib%-uv", dockerfile)
+    end)
+end)
+
+describe("scripts/monitor.sh #integration", function()
+    local srv
+
+    lazy_setup(function()
+        srv = server.start()
+    end)
+
+    lazy_teardown(function()
+        assert.equal(0, srv:stop())
+    end)
+
+    it("prints health, readiness, connections and the top-5 metrics, then stops", function()
+        local ws = assert(client.ws(srv:ws_url("/ws/chat/mon/")))
+        local status, out = run(("scripts/monitor.sh --metrics-only --interval 1 --duration 2 --url %s")
+            :format(srv:url("")))
+        assert.equal(0, status, out)
+        assert.matches("Starting monitoring", out)
+        assert.matches("app_blue: running", out)
+        assert.matches("Active color: blue", out)
+        assert.matches("Health: healthy\nReady: ready\nActive connections: 1\n=== Top 5 Metrics ===\n", out)
+        local block = out:match("=== Top 5 Metrics ===\n(.-)==================")
+        local lines = 0
+        for _ in block:gmatch("[^\n]+") do
+            lines = lines + 1
+        end
+        assert.equal(5, lines)
+        assert.matches('websocket_connections_active{color="blue"} 1', block)
+        assert.is_nil(out:find("Tailing logs", 1, true))
+        ws:close()
+    end)
+
+    it("tails ERROR lines from a log file with --logs-only", function()
+        local log = os.tmpname()
+        local status, out = run(("( sleep 1; echo '{\"level\":\"ERROR\",\"message\":\"boom\"}' >> %s;"
+            .. " echo '{\"level\":\"INFO\",\"message\":\"fine\"}' >> %s ) & "
+            .. "scripts/monitor.sh --logs-only --log-file %s --duration 3 --interval 1")
+            :format(log, log, log))
+        os.remove(log)
+        assert.equal(0, status, out)
+        assert.matches('"message":"boom"', out)
+        assert.is_nil(out:find('"message":"fine"', 1, true))
+        assert.is_nil(out:find("Top 5", 1, true))
+    end)
+
+    it("says so when the service is unreachable, and rejects bad flags", function()
+        local status, out = run("scripts/monitor.sh --metrics-only --duration 1 --interval 1 "
+            .. "--url http://127.0.0.1:1")
+        assert.equal(0, status)
+        assert.matches("unreachable", out)
+        assert.matches("Health: unreachable", out)
+        status, out = run("scripts/monitor.sh --interval soon")
+        assert.equal(2, status)
+        assert.matches("whole number", out)
+        status, out = run("scripts/monitor.sh --help")
+        assert.equal(0, status)
+        assert.matches("%-%-metrics%-only", out)
+    end)
+end)
+
+describe("blue/green deploy through nginx #integration #slow", function()
+    it("moves a chatting client from blue to green with no failed request", function()
+        local dir = assert(io.popen("mktemp -d /tmp/moontide-deploy-XXXXXX")):read("*l")
+        local port = server.free_port()
+        local env = ("MOONTIDE_DEPLOY_DIR=%s MOONTIDE_DEPLOY_PORT=%d MOONTIDE_BLUE_PORT=%d "
+            .. "MOONTIDE_GREEN_PORT=%d"):format(dir, port, server.free_port(), server.free_port())
+        local status, out = run(env .. " scripts/deploy.sh --local")
+        assert.equal(0, status, out)
+        assert.matches("Active color: blue", out)
+        local base = "http://127.0.0.1:" .. port
+        assert.equal("blue", client.http(base .. "/status").json.color)
+
+        local ws = assert(client.ws(("ws://127.0.0.1:%d/ws/chat/bg/"):format(port)))
+        ws:send_json({ type = "message", text = "on blue" })
+        assert.equal("on blue", ws:receive_json().text)
+
+        local deploy = server.adopt(server.spawn("bash", { "-c", env .. " exec scripts/deploy.sh --local" },
+            dir .. "/deploy.out"), nil, dir .. "/deploy.out")
+        local requests, failures, closed_with = 0, 0, nil
+        while not deploy:exited() do
+            local ok, res = pcall(client.http, base .. "/healthz")
+            requests = requests + 1
+            if not ok or res.status ~= 200 then
+                failures = failures + 1
+            end
+            if not closed_with then
+                ws:send_json({ type = "heartbeat" })
+                local data, _, code = ws:receive(1)
+                if not data and type(code) == "number" and code >= 1000 then
+                    closed_with = code
+                end
+            end
+            server.nap(0.02)
+        end
+        assert.equal(0, deploy.status, read(dir .. "/deploy.out"))
+        assert.is_true(requests > 10)
+        assert.equal(0, failures)
+        if not closed_with then
+            closed_with = ws:expect_close()
+        end
+        assert.equal(1001, closed_with)
+
+        local again = assert(client.ws(("ws://127.0.0.1:%d/ws/chat/bg/"):format(port)))
+        again:send_json({ type = "message", text = "on green" })
+        assert.equal("on green", again:receive_json().text)
+        assert.equal("green", client.http(base .. "/status").json.color)
+        again:close()
+        out = select(2, run(env .. " scripts/deploy.sh --local --status"))
+        assert.matches("app_blue: stopped", out)
+        assert.matches("app_green: running", out)
+        assert.matches("Active color: green", out)
+        status = run(env .. " scripts/deploy.sh --local --stop")
+        assert.equal(0, status)
+        run("rm -rf " .. dir)
+    end)
+end)
