@@ -124,9 +124,12 @@ local_active() {
     cat "$DIR/active" 2>/dev/null || echo none
 }
 
+# The active colour, with the other as backup: an nginx worker still on the
+# previous config (it lingers while it proxies old WebSockets) then retries
+# on the live colour instead of failing against a drained one.
 write_upstream() {
-    printf 'upstream moontide_active {\n    server 127.0.0.1:%s;\n}\n' "$(port_of "$1")" \
-        >"$DIR/upstream.conf"
+    printf 'upstream moontide_active {\n    server 127.0.0.1:%s;\n    server 127.0.0.1:%s backup;\n}\n' \
+        "$(port_of "$1")" "$(port_of "$(other "$1")")" >"$DIR/upstream.conf"
 }
 
 ensure_nginx() {
@@ -159,6 +162,7 @@ http {
             proxy_set_header Host \$host;
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
             proxy_read_timeout 3600s;
+            proxy_next_upstream error timeout http_502 http_503;
         }
     }
 }
