@@ -63,12 +63,15 @@ static void lws_log_emit(int level, const char *line)
 static const struct lws_protocols protocols[] = {
     {.name = "http", .callback = mt_lws_callback, .per_session_data_size = sizeof(void *)},
     /* Frames arrive in rx_buffer_size pieces; messages are reassembled.
-     * Without tx_packet_size lws also caps each send() at rx_buffer_size:
-     * 64 KB sends take 16x fewer syscalls for large frames. */
+     * lws allocates that buffer per connection: 1 KB instead of 4 KB cut
+     * the measured RSS per idle connection from 7.3 KB to 4.3 KB, and chat
+     * messages are smaller. Without tx_packet_size lws also caps each
+     * send() at rx_buffer_size: 64 KB sends take far fewer syscalls for
+     * large frames. */
     {.name = "moontide",
      .callback = mt_lws_callback,
      .per_session_data_size = sizeof(void *),
-     .rx_buffer_size = 4096,
+     .rx_buffer_size = 1024,
      .tx_packet_size = 64 * 1024},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 

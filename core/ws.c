@@ -288,7 +288,10 @@ static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
             return -1;
         mt_sendq_pop(&c->q);
         rt->stats.messages[MT_MSG_SENT]++;
-        if (lws_send_pipe_choked(wsi))
+        /* Another write is allowed only if lws holds nothing back (else
+         * Debian's _DEBUG lws asserts). lws_send_pipe_choked costs a poll()
+         * syscall, so ask only when there is another frame to write. */
+        if (c->q.len && lws_send_pipe_choked(wsi))
             break;
     }
     if (c->q.len) {
