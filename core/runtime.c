@@ -319,6 +319,7 @@ void mt_runtime_free(mt_runtime_t *rt)
     mt_handles_free(&rt->conns);
     mt_groups_free(&rt->groups);
     mt_metrics_free(&rt->metrics);
+    mt_buf_free(&rt->coalesce);
     mt_config_free(&rt->cfg);
     mt_log_free(&rt->log);
     current = NULL;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #define WRITES_PER_CALLBACK 16 /* frames written per writable callback */
+#define COALESCE_MAX (64 * 1024) /* bytes of small frames sent in one write */
 
 /* Connections driven without a socket (the fuzz target) have no wsi. */
 static void want_writable(mt_conn_t *c)
@@ -265,6 +266,59 @@ void mt_ws_receive(mt_runtime_t *rt, mt_conn_t *c, const char *in, size_t len, i
         mt_buf_reset(&c->rx);
 }
 
+/* Appends a server (unmasked) frame: header, then payload (RFC 6455 5.2). */
+static void add_frame(mt_buf_t *b, const mt_frame_t *f)
+{
+    unsigned char h[10];
+    size_t hl = 2;
+    h[0] = (unsigned char)(0x80 | (f->binary ? 2 : 1));
+    if (f->len < 126) {
+        h[1] = (unsigned char)f->len;
+    } else if (f->len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(f->len >> 8);
+        h[3] = (unsigned char)f->len;
+        hl = 4;
+    } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (unsigned char)((uint64_t)f->len >> (56 - 8 * i));
+        hl = 10;
+    }
+    mt_buf_add(b, h, hl);
+    mt_buf_add(b, f->data + LWS_PRE, f->len);
+}
+
+/* With several frames queued, sends as many as fit in COALESCE_MAX in one
+ * write (lws passes LWS_WRITE_RAW bytes through unframed): one syscall
+ * instead of one per frame, for broadcast bursts and slow readers.
+ * Returns frames written, 0 if the head frame is too large to coalesce,
+ * or -1 on a write error. */
+static int write_coalesced(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
+{
+    mt_buf_t *b = &rt->coalesce;
+    mt_buf_reset(b);
+    mt_buf_reserve(b, LWS_PRE);
+    b->len = LWS_PRE;
+    uint32_t n = 0;
+    while (n < c->q.len) {
+        const mt_frame_t *f = c->q.items[(c->q.head + n) % c->q.cap];
+        if (b->len - LWS_PRE + f->len + 10 > COALESCE_MAX)
+            break;
+        add_frame(b, f);
+        n++;
+    }
+    if (n < 2)
+        return 0;
+    size_t len = b->len - LWS_PRE;
+    if (lws_write(wsi, (unsigned char *)b->data + LWS_PRE, len, LWS_WRITE_RAW) < (int)len)
+        return -1;
+    for (uint32_t i = 0; i < n; i++)
+        mt_sendq_pop(&c->q);
+    rt->stats.messages[MT_MSG_SENT] += n;
+    return (int)n;
+}
+
 static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
 {
     if (c->ping_due && !c->closing) {
@@ -277,6 +331,18 @@ static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
             return -1;
         if (c->q.len) {
             lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+    if (c->q.len >= 2) {
+        int n = write_coalesced(rt, wsi, c);
+        if (n < 0)
+            return -1;
+        if (n > 0) {
+            if (c->q.len)
+                lws_callback_on_writable(wsi);
+            else if (c->closing)
+                lws_callback_on_writable(wsi); /* the close goes next time */
             return 0;
         }
     }
