@@ -141,7 +141,7 @@ void mt_config_init(mt_config_t *cfg)
     cfg->heartbeat_timeout = 10;
     cfg->handshake_timeout = 10;
     cfg->drain_close_code = 1001;
-    cfg->drain_batch_size = 1000;
+    cfg->drain_batch_size = 2000;
     cfg->drain_reconnect_jitter = 5;
     cfg->send_queue_policy = mt_xstrdup("close");
     cfg->rate_limit_action = mt_xstrdup("reply");
