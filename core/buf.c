@@ -58,6 +58,15 @@ char *mt_xstrdup(const char *s)
     return mt_xstrndup(s, strlen(s));
 }
 
+uint32_t mt_hash(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 16777619u;
+    return h;
+}
+
 void mt_buf_free(mt_buf_t *b)
 {
     free(b->data);

@@ -32,6 +32,9 @@ void *mt_xrealloc(void *p, size_t n);
 char *mt_xstrdup(const char *s);
 char *mt_xstrndup(const char *s, size_t n);
 
+/** FNV-1a over n bytes: the hash of the group and series tables. */
+uint32_t mt_hash(const void *p, size_t n);
+
 /** Frees the bytes and zeroes the buffer; accepts an already-freed buffer. */
 void mt_buf_free(mt_buf_t *b);
 /** Empties the buffer, keeping its capacity. */

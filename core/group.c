@@ -4,19 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t hash_name(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
 mt_group_t *mt_groups_find(const mt_groups_t *gs, const char *name, size_t len)
 {
     if (!gs->nbuckets)
         return NULL;
-    uint32_t h = hash_name(name, len);
+    uint32_t h = mt_hash(name, len);
     for (mt_group_t *g = gs->buckets[h & (gs->nbuckets - 1)]; g; g = g->next)
         if (g->hash == h && g->len == len && memcmp(g->name, name, len) == 0)
             return g;
@@ -55,7 +47,7 @@ int mt_groups_add(mt_groups_t *gs, const char *name, size_t len, mt_conn_t *c)
         g = mt_xcalloc(1, sizeof *g);
         g->name = mt_xstrndup(name, len);
         g->len = (uint32_t)len;
-        g->hash = hash_name(name, len);
+        g->hash = mt_hash(name, len);
         g->next = gs->buckets[g->hash & (gs->nbuckets - 1)];
         gs->buckets[g->hash & (gs->nbuckets - 1)] = g;
         gs->count++;

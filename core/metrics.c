@@ -231,14 +231,6 @@ int mt_metrics_family(mt_metrics_t *m, mt_metric_type_t type, const char *name,
     return 0;
 }
 
-static uint32_t hash_bytes(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
 static void rehash(mt_family_t *f)
 {
     uint32_t n = f->nhash ? f->nhash * 2 : 16;
@@ -265,7 +257,7 @@ mt_series_t *mt_metrics_series(mt_metrics_t *m, mt_family_t *f, const char *cons
         escape_label_value(&key, values[i], lens ? lens[i] : strlen(values[i]));
         mt_buf_addc(&key, '"');
     }
-    uint32_t h = hash_bytes(key.data, key.len);
+    uint32_t h = mt_hash(key.data, key.len);
     if (f->nhash) {
         for (mt_series_t *s = f->hash[h & (f->nhash - 1)]; s; s = s->next)
             if (s->hash == h && s->labels_len == key.len &&

@@ -472,26 +472,28 @@ static void on_subscription(redisAsyncContext *ac, void *reply, void *priv)
     mt_frame_unref(f);
 }
 
-void mt_redis_subscribe(mt_runtime_t *rt, const char *group, size_t len)
+/* SUBSCRIBE's replies (and then the channel's messages) go to
+ * on_subscription; UNSUBSCRIBE needs no callback. */
+static void subscription(mt_runtime_t *rt, const char *cmd, redisCallbackFn *fn,
+                         const char *group, size_t len)
 {
     mt_redis_t *r = &rt->redis;
     if (!r->sub.ready)
         return;
     mt_buf_t ch = MT_BUF_INIT;
     channel_name(&ch, r, group, len);
-    redisAsyncCommand(r->sub.ac, on_subscription, NULL, "SUBSCRIBE %b", ch.data, ch.len);
+    redisAsyncCommand(r->sub.ac, fn, NULL, cmd, ch.data, ch.len);
     mt_buf_free(&ch);
+}
+
+void mt_redis_subscribe(mt_runtime_t *rt, const char *group, size_t len)
+{
+    subscription(rt, "SUBSCRIBE %b", on_subscription, group, len);
 }
 
 void mt_redis_unsubscribe(mt_runtime_t *rt, const char *group, size_t len)
 {
-    mt_redis_t *r = &rt->redis;
-    if (!r->sub.ready)
-        return;
-    mt_buf_t ch = MT_BUF_INIT;
-    channel_name(&ch, r, group, len);
-    redisAsyncCommand(r->sub.ac, NULL, NULL, "UNSUBSCRIBE %b", ch.data, ch.len);
-    mt_buf_free(&ch);
+    subscription(rt, "UNSUBSCRIBE %b", NULL, group, len);
 }
 
 /* -- Scripts' commands --------------------------------------------------- */
