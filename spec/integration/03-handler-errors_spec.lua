@@ -2,13 +2,8 @@
 -- harms nobody else.
 local server = require "spec.support.server"
 local client = require "spec.support.client"
-
-local function read(path)
-    local f = assert(io.open(path))
-    local text = f:read("*a")
-    f:close()
-    return text
-end
+local util = require "spec.support.util"
+local read = util.read
 
 describe("handler errors #integration", function()
     local srv

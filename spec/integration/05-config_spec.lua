@@ -1,6 +1,8 @@
 -- Configuration errors stop the server before it listens, clearly.
 local server = require "spec.support.server"
+local util = require "spec.support.util"
 
+-- Runs the binary with args (quoted) and env; returns status and output.
 local function run(args, env)
     local cmd = {}
     for k, v in pairs(env or {}) do
@@ -10,11 +12,7 @@ local function run(args, env)
     for _, a in ipairs(args) do
         cmd[#cmd + 1] = "'" .. a .. "'"
     end
-    local p = assert(io.popen(table.concat(cmd, " ") .. " 2>&1; echo \"exit=$?\""))
-    local out = p:read("*a")
-    p:close()
-    local status = tonumber(out:match("exit=(%d+)\n$"))
-    return status, (out:gsub("exit=%d+\n$", ""))
+    return util.run(table.concat(cmd, " "))
 end
 
 describe("configuration #integration", function()

@@ -2,13 +2,8 @@
 local server = require "spec.support.server"
 local client = require "spec.support.client"
 local signal = require "posix.signal"
-
-local function read(path)
-    local f = assert(io.open(path))
-    local text = f:read("*a")
-    f:close()
-    return text
-end
+local util = require "spec.support.util"
+local read = util.read
 
 -- Writes a file the way editors do: a temporary file renamed over it.
 local function write_renamed(path, text)

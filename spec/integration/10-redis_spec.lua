@@ -4,13 +4,8 @@ local server = require "spec.support.server"
 local client = require "spec.support.client"
 local redis = require "spec.support.redis"
 local prom = require "spec.support.prom"
-
-local function read(path)
-    local f = assert(io.open(path))
-    local text = f:read("*a")
-    f:close()
-    return text
-end
+local util = require "spec.support.util"
+local read = util.read
 
 local function start(r, extra)
     local config = { redis_url = r.url, log_level = "INFO" }

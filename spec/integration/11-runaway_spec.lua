@@ -3,13 +3,8 @@
 local server = require "spec.support.server"
 local client = require "spec.support.client"
 local prom = require "spec.support.prom"
-
-local function read(path)
-    local f = assert(io.open(path))
-    local text = f:read("*a")
-    f:close()
-    return text
-end
+local util = require "spec.support.util"
+local read = util.read
 
 describe("runaway scripts #integration", function()
     local srv

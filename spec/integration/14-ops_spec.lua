@@ -5,21 +5,9 @@ local server = require "spec.support.server"
 local client = require "spec.support.client"
 local prom = require "spec.support.prom"
 local cjson = require "cjson"
-
-local function read(path)
-    local f = assert(io.open(path))
-    local text = f:read("*a")
-    f:close()
-    return text
-end
-
--- Runs a shell command; returns its exit status and combined output.
-local function run(cmd)
-    local p = assert(io.popen(cmd .. " 2>&1; echo \"exit=$?\""))
-    local out = p:read("*a")
-    p:close()
-    return tonumber(out:match("exit=(%d+)\n$")), (out:gsub("exit=%d+\n$", ""))
-end
+local util = require "spec.support.util"
+local read = util.read
+local run = util.run
 
 describe("in-process alerts #integration", function()
     it("fire, show in /alerts, log and gauge, then resolve", function()

@@ -8,6 +8,7 @@
 local cjson = require "cjson.safe"
 local server = require "spec.support.server"
 local client = require "spec.support.client"
+local util = require "spec.support.util"
 
 local _M = {}
 
@@ -58,12 +59,9 @@ function _M.check(text)
     local f = assert(io.open(path, "w"))
     f:write(text)
     f:close()
-    local p = assert(io.popen("promtool check metrics < " .. path .. " 2>&1; echo \"exit=$?\""))
-    local out = p:read("*a")
-    p:close()
+    local status, out = util.run("promtool check metrics < " .. path)
     os.remove(path)
-    local status = tonumber(out:match("exit=(%d+)\n$"))
-    return status == 0, (out:gsub("exit=%d+\n$", ""))
+    return status == 0, out
 end
 
 
