@@ -28,6 +28,11 @@ _M.BINARY = os.getenv("MOONTIDE_BINARY") or (_M.ROOT .. "/build/moontide")
 local Server = {}
 Server.__index = Server
 
+-- Every process a spec started, so that a spec which fails before its own
+-- stop() leaves nothing running (spec/support/helper.lua calls cleanup()
+-- when each spec file ends).
+local started = {}
+
 --- Sleeps for a short poll interval (polling with a deadline, not as
 -- synchronisation).
 function _M.nap(seconds)
@@ -112,7 +117,20 @@ end
 --- A handle (kill, exited, wait_exit, stop) on a process spawned for a
 -- spec; dir, if given, is removed by stop().
 function _M.adopt(pid, dir, log_path)
-    return setmetatable({ pid = pid, dir = dir, log_path = log_path }, Server)
+    local h = setmetatable({ pid = pid, dir = dir, log_path = log_path }, Server)
+    started[#started + 1] = h
+    return h
+end
+
+--- Stops, by PID, every process started through this module that is
+-- still running (a spec that failed before stopping its own).
+function _M.cleanup()
+    for _, h in ipairs(started) do
+        if not h.status then
+            pcall(h.stop, h, 5)
+        end
+    end
+    started = {}
 end
 
 --- Starts a server. opts: config (table of settings), files (path under
@@ -158,6 +176,7 @@ function _M.start(opts)
         argv = wrapped
     end
     self.pid = _M.spawn(prog, argv, self.log_path, opts.env)
+    started[#started + 1] = self
     if opts.wait ~= false then
         local line = self:wait_log(function(l) return l.message == "listening" end,
             opts.timeout or 10)
