@@ -48,11 +48,6 @@ int mt_log_level_parse(const char *s);
 /** The canonical upper-case name of a level. */
 const char *mt_log_level_name(int level);
 
-static inline int mt_log_enabled(const mt_log_t *log, int level)
-{
-    return level >= log->threshold;
-}
-
 /**
  * Starts a line. Returns the buffer to add fields to with mt_json_kv_*,
  * or NULL when the level is below the threshold (then do not call

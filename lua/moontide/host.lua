@@ -403,12 +403,6 @@ function _M.connection(handle)
     return conns[handle]
 end
 
---- Every open connection object (tests and tools).
-function _M.connections()
-    local list = {}
-    for _, c in pairs(conns) do
-        list[#list + 1] = c
-    end
     return list
 end
 
