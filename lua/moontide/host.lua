@@ -403,7 +403,4 @@ function _M.connection(handle)
     return conns[handle]
 end
 
-    return list
-end
-
 return _M
