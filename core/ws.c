@@ -199,10 +199,11 @@ static int within_rate(mt_runtime_t *rt, mt_conn_t *c, double now)
     return 0;
 }
 
-static void dispatch(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t len, int binary)
+/* t0: when the message's last piece arrived (monotonic). */
+static void dispatch(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t len, int binary,
+                     double t0)
 {
     rt->stats.messages[MT_MSG_RECEIVED]++;
-    double t0 = mt_mono();
     if (binary && !c->binary_ok) {
         mt_ws_close(rt, c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary messages not accepted",
                     28);
@@ -227,7 +228,8 @@ static void dispatch(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t le
 void mt_ws_receive(mt_runtime_t *rt, mt_conn_t *c, const char *in, size_t len, int final,
                    size_t remaining, int binary)
 {
-    c->last_seen = mt_mono();
+    double now = mt_mono();
+    c->last_seen = now;
     c->ping_sent = 0;
     if (c->closing || c->rx_discard) {
         if (final)
@@ -251,13 +253,13 @@ void mt_ws_receive(mt_runtime_t *rt, mt_conn_t *c, const char *in, size_t len, i
         return;
     }
     if (final && c->rx.len == 0) {
-        dispatch(rt, c, in, len, binary); /* the common case: no copy */
+        dispatch(rt, c, in, len, binary, now); /* the common case: no copy */
         return;
     }
     mt_buf_add(&c->rx, in, len);
     if (!final)
         return;
-    dispatch(rt, c, c->rx.data, c->rx.len, binary);
+    dispatch(rt, c, c->rx.data, c->rx.len, binary, now);
     /* A large one-off message should not pin its buffer for the life of
      * the connection. */
     if (c->rx.cap > 64 * 1024)
