@@ -12,6 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Marks this FFI call as running until it returns, so that anything it
+ * reaches that would run Lua is stopped by the script host instead of
+ * corrupting the VM (script.h). Used by every entry point that reaches
+ * past plain memory; the series and clock accessors touch nothing else.
+ */
+#define MT_FFI_GUARD(rt)                                                                        \
+    mt_script_guard_t ffi_guard_ __attribute__((cleanup(mt_script_guard_leave))) =             \
+        mt_script_guard_enter(&(rt)->script, __func__)
+
 /* Every definition below is exported for the FFI; declare them visible. */
 #pragma GCC visibility push(default)
 
@@ -33,6 +43,7 @@ static int valid_group(const char *name, size_t len)
 int mt_conn_send(uint64_t conn, const char *data, size_t len, int binary)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     if (!data)
         return MT_ERROR;
     mt_conn_t *c = live_conn(rt, conn);
@@ -54,6 +65,7 @@ static int valid_close_code(int code)
 int mt_conn_close(uint64_t conn, int code, const char *reason, size_t len)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     if (!valid_close_code(code) || (len && !reason) || len > 123)
         return MT_ERROR;
     mt_conn_t *c = live_conn(rt, conn);
@@ -65,6 +77,7 @@ int mt_conn_close(uint64_t conn, int code, const char *reason, size_t len)
 int mt_group_add(const char *name, size_t len, uint64_t conn)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     if (!valid_group(name, len))
         return MT_ERROR;
     mt_conn_t *c = live_conn(rt, conn);
@@ -77,6 +90,7 @@ int mt_group_add(const char *name, size_t len, uint64_t conn)
 int mt_group_discard(const char *name, size_t len, uint64_t conn)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     if (!valid_group(name, len))
         return MT_ERROR;
     mt_conn_t *c = mt_handles_get(&rt->conns, conn);
@@ -88,6 +102,7 @@ int mt_group_discard(const char *name, size_t len, uint64_t conn)
 int mt_group_send(const char *name, size_t len, const char *data, size_t dlen, int binary)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     if (!valid_group(name, len) || !data)
         return MT_ERROR;
     mt_frame_t *f = mt_frame_new(data, dlen, binary);
@@ -100,6 +115,7 @@ int mt_group_send(const char *name, size_t len, const char *data, size_t dlen, i
 int mt_group_size(const char *name, size_t len)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     if (!valid_group(name, len))
         return MT_ERROR;
     mt_group_t *g = mt_groups_find(&rt->groups, name, len);
@@ -108,13 +124,14 @@ int mt_group_size(const char *name, size_t len)
 
 int mt_log_threshold(void)
 {
-    return mt_runtime_current()->log.threshold;
+    return mt_runtime_current()->log.threshold; /* a read: no guard needed */
 }
 
 void mt_log_write(int level, const char *logger, size_t llen, const char *msg, size_t mlen,
                   uint64_t conn, const char *fields, size_t flen)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     char name[128];
     if (llen >= sizeof name)
         llen = sizeof name - 1;
@@ -136,19 +153,23 @@ void mt_log_write(int level, const char *logger, size_t llen, const char *msg, s
 
 int mt_count_error(const char *type, size_t len)
 {
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     int t = type ? mt_error_type_parse(type, len) : -1;
     if (t < 0)
         return MT_ERROR;
-    mt_runtime_current()->stats.errors[t]++;
+    rt->stats.errors[t]++;
     return MT_OK;
 }
 
 int mt_count_message(const char *type, size_t len)
 {
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     int t = type ? mt_message_type_parse(type, len) : -1;
     if (t < 0)
         return MT_ERROR;
-    mt_runtime_current()->stats.messages[t]++;
+    rt->stats.messages[t]++;
     return MT_OK;
 }
 
@@ -164,12 +185,16 @@ double mt_time_monotonic(void)
 
 double mt_timer_start(double delay, double repeat)
 {
-    return (double)mt_timers_start(mt_runtime_current(), delay, repeat);
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
+    return (double)mt_timers_start(rt, delay, repeat);
 }
 
 int mt_timer_stop(uint64_t timer)
 {
-    return mt_timers_stop(mt_runtime_current(), timer);
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
+    return mt_timers_stop(rt, timer);
 }
 
 /* Splits a NUL-separated list into at most max pointers/lengths. */
@@ -196,6 +221,7 @@ int mt_metric_define(int type, const char *name, size_t nlen, const char *help, 
                      mt_family_t **out, char *err, size_t errlen)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     if (type < MT_METRIC_COUNTER || type > MT_METRIC_HISTOGRAM || !name || !help || !out) {
         snprintf(err, errlen, "bad metric type or arguments");
         return MT_ERROR;
@@ -224,6 +250,7 @@ int mt_metric_define(int type, const char *name, size_t nlen, const char *help, 
 int mt_metric_series(mt_family_t *family, const char *values, size_t vlen, mt_series_t **out)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     const char *items[17];
     size_t lens[17];
     if (!family || !out)
@@ -261,6 +288,7 @@ double mt_series_get(const mt_series_t *s)
 int mt_redis_command(int argc, const char **argv, const size_t *argvlen, double *out_id)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     if (argc < 1 || argc > 1024 || !argv || !argvlen || !out_id)
         return MT_ERROR;
     if (!rt->redis.configured)
@@ -277,6 +305,7 @@ int mt_redis_command(int argc, const char **argv, const size_t *argvlen, double 
 int mt_redis_state(void)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     return !rt->redis.configured ? 0 : mt_redis_up(&rt->redis) ? 2 : 1;
 }
 
@@ -284,6 +313,7 @@ int mt_metric_read(const char *name, size_t nlen, const char *match, size_t mlen
                    double le, double *out)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     const char *items[17];
     size_t lens[17];
     if (!name || !out || what < MT_READ_VALUE || what > MT_READ_BUCKET)
@@ -301,8 +331,10 @@ int mt_metric_read(const char *name, size_t nlen, const char *match, size_t mlen
                                   lens[i] - (size_t)(eq - items[i]) - 1);
         rendered[i] = mt_buf_cstr(&pairs[i]);
     }
+    /* The registry as the last collection left it (the sweep collects
+     * once a second, before the in-process alerts read): collecting here
+     * would read the Lua state from inside an FFI call. */
     char *cname = mt_xstrndup(name, nlen);
-    mt_instruments_collect(rt);
     *out = mt_metrics_sum(&rt->metrics, cname, rendered, n, what, le);
     free(cname);
     for (int i = 0; i < n; i++)
@@ -313,6 +345,7 @@ int mt_metric_read(const char *name, size_t nlen, const char *match, size_t mlen
 int mt_metric_bounds(const char *name, size_t nlen, double *out, int max)
 {
     mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
     char *cname = mt_xstrndup(name, nlen);
     const mt_family_t *f = mt_metrics_find(&rt->metrics, cname);
     free(cname);

@@ -200,62 +200,21 @@ static void body_healthz(mt_runtime_t *rt, mt_buf_t *b)
     mt_buf_addc(b, '}');
 }
 
-/* The built-in rules, used when the scripts have no readiness policy or
- * it fails: not ready while draining, while the channel layer is down or
- * at the connection limit. */
-static int builtin_readiness(mt_runtime_t *rt, mt_buf_t *checks, mt_buf_t *reasons)
-{
-    const char *channel_reason;
-    int channel_ok = mt_channel_ready(rt, &channel_reason);
-    int at_limit = mt_runtime_active(rt) >= (uint32_t)rt->cfg.max_connections;
-    mt_buf_addc(checks, '{');
-    mt_json_kv_cstr(checks, "draining", rt->draining ? "draining" : "ok");
-    mt_json_kv_cstr(checks, "channel_layer", channel_ok ? "ok" : channel_reason);
-    mt_json_kv_cstr(checks, "connections", at_limit ? "connection limit reached" : "ok");
-    mt_buf_addc(checks, '}');
-    mt_buf_addc(reasons, '[');
-    const char *list[3] = {rt->draining ? "draining" : NULL, channel_ok ? NULL : channel_reason,
-                           at_limit ? "connection limit reached" : NULL};
-    int n = 0;
-    for (int i = 0; i < 3; i++) {
-        if (!list[i])
-            continue;
-        if (n++)
-            mt_buf_addc(reasons, ',');
-        mt_json_cstr(reasons, list[i]);
-    }
-    mt_buf_addc(reasons, ']');
-    return n == 0;
-}
-
-int mt_http_ready(mt_runtime_t *rt, mt_buf_t *checks, mt_buf_t *reasons)
-{
-    int ready;
-    if (mt_script_readiness(rt, &ready, checks, reasons) != 0) {
-        mt_buf_reset(checks);
-        mt_buf_reset(reasons);
-        ready = builtin_readiness(rt, checks, reasons);
-    }
-    return ready;
-}
-
 /* Readiness as the policy decides from the core's facts; 200 or 503. */
 static int body_readyz(mt_runtime_t *rt, mt_buf_t *b)
 {
-    mt_buf_t checks = MT_BUF_INIT, reasons = MT_BUF_INIT;
-    int ready = mt_http_ready(rt, &checks, &reasons);
+    int ready = mt_health_evaluate(rt);
+    const mt_health_t *h = &rt->health;
     mt_buf_addc(b, '{');
     mt_json_kv_cstr(b, "status", ready ? "ready" : "not_ready");
     mt_json_kv_cstr(b, "color", rt->cfg.color);
     mt_json_kv_int(b, "active_connections", mt_runtime_active(rt));
     mt_json_kv_num(b, "timestamp", mt_now());
     mt_json_key(b, "checks");
-    mt_buf_add(b, checks.data, checks.len);
+    mt_buf_add(b, h->checks.data, h->checks.len);
     mt_json_key(b, "reasons");
-    mt_buf_add(b, reasons.data, reasons.len);
+    mt_buf_add(b, h->reasons.data, h->reasons.len);
     mt_buf_addc(b, '}');
-    mt_buf_free(&checks);
-    mt_buf_free(&reasons);
     return ready ? 200 : 503;
 }
 
@@ -319,6 +278,7 @@ static void body_metrics(mt_runtime_t *rt, mt_http_txn_t *txn, struct lws *wsi)
     int om = accept && strstr(accept, "application/openmetrics-text") != NULL;
     free(accept);
     txn->content_type = om ? CT_OPENMETRICS : CT_PROM;
+    mt_health_evaluate(rt); /* a scrape sees readiness as of now */
     mt_instruments_render(rt, &txn->body, om);
 }
 

@@ -37,13 +37,6 @@ void mt_http_client_addr(struct mt_runtime *rt, struct lws *wsi, char out[MT_ADD
 /** A copy of header tok (truncated to max bytes), or NULL when absent. */
 char *mt_http_header_dup(struct lws *wsi, enum lws_token_indexes tok, size_t max);
 
-/**
- * Readiness, as lua/policies/health.lua decides (or the built-in rules
- * without a policy): returns 1 or 0 and appends the checks (a JSON object)
- * and reasons (a JSON array).
- */
-int mt_http_ready(struct mt_runtime *rt, mt_buf_t *checks, mt_buf_t *reasons);
-
 /** Writes an HTTP error status with a JSON body; for refused upgrades. */
 void mt_http_refuse(struct mt_runtime *rt, struct lws *wsi, int status, const char *error,
                     const char *endpoint, const char *request_id);

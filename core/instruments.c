@@ -1,7 +1,6 @@
 /* instruments.c - the core's metric families and their collection. */
 #include "instruments.h"
 
-#include "http.h"
 #include "runtime.h"
 
 #include <dirent.h>
@@ -119,8 +118,6 @@ void mt_instruments_init(mt_runtime_t *rt)
                                 "Label sets refused by the metrics series budget");
     in->render_seconds = single(rt, MT_METRIC_GAUGE, "moontide_metrics_render_seconds",
                                 "Seconds the previous /metrics render took");
-    in->ready = single(rt, MT_METRIC_GAUGE, "moontide_ready",
-                       "1 when /readyz would answer 200, else 0");
 
     uv_timer_init(&rt->loop, &in->lag_timer);
     in->lag_timer.data = rt;
@@ -216,10 +213,6 @@ void mt_instruments_collect(mt_runtime_t *rt)
     const char *reason;
     mt_metric_set(in->channel_up, mt_channel_ready(rt, &reason));
     mt_metric_set(in->series_dropped, (double)rt->metrics.dropped);
-    mt_buf_t checks = MT_BUF_INIT, reasons = MT_BUF_INIT;
-    mt_metric_set(in->ready, mt_http_ready(rt, &checks, &reasons));
-    mt_buf_free(&checks);
-    mt_buf_free(&reasons);
 }
 
 void mt_instruments_render(mt_runtime_t *rt, mt_buf_t *out, int openmetrics)

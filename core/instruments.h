@@ -32,7 +32,7 @@ typedef struct mt_instruments {
     mt_series_t *cpu, *rss, *vsize, *open_fds, *max_fds, *start_time;
     mt_series_t *lua_memory, *queue_bytes, *queue_dropped, *generation;
     mt_series_t *reloads_success, *reloads_failure;
-    mt_series_t *channel_up, *loop_lag, *series_dropped, *render_seconds, *ready;
+    mt_series_t *channel_up, *loop_lag, *series_dropped, *render_seconds;
     uint64_t collected_at; /* loop time (ms) of the last collect */
     uv_timer_t lag_timer;
     double lag_expected; /* monotonic time the lag timer should fire */
@@ -45,8 +45,10 @@ void mt_instruments_close(struct mt_runtime *rt);
 /** Counts and times one HTTP response. */
 void mt_instruments_http(struct mt_runtime *rt, const char *method, const char *endpoint,
                          int status, double seconds);
-/** Brings the gauges and copied counters up to date (at most once per
- *  loop iteration: cheap to call per alert rule). */
+/** Brings the gauges and copied counters up to date, at most once per
+ *  loop iteration. Reads the Lua state's size, so call it only at the top
+ *  of an event (never from anything reached through the FFI): a render,
+ *  the sweep before the in-process alerts read their snapshot. */
 void mt_instruments_collect(struct mt_runtime *rt);
 /** Brings gauges up to date and appends the exposition. */
 void mt_instruments_render(struct mt_runtime *rt, mt_buf_t *out, int openmetrics);

@@ -107,11 +107,15 @@ static void on_drain_step(uv_timer_t *t)
         uv_timer_stop(t);
 }
 
-/* Every second: heartbeats, and the in-process alerts when they are due. */
+/* Every second: heartbeats; readiness decided afresh; then the registry
+ * is collected once, and the in-process alerts, when due, read that
+ * snapshot (their metric reads never collect or run Lua themselves). */
 static void on_sweep(uv_timer_t *t)
 {
     mt_runtime_t *rt = t->data;
     mt_ws_sweep(rt);
+    mt_health_evaluate(rt);
+    mt_instruments_collect(rt);
     mt_script_alerts_tick(rt);
 }
 
@@ -119,6 +123,7 @@ static void start_drain(mt_runtime_t *rt, const char *signame)
 {
     rt->draining = 1;
     rt->drain_started = mt_mono();
+    mt_health_evaluate(rt);
     mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.runtime", "draining", 8);
     if (b) {
         mt_json_kv_cstr(b, "signal", signame);
@@ -226,6 +231,7 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
     if (mt_channel_init(rt) != 0)
         return -1;
     mt_instruments_init(rt);
+    mt_health_init(rt);
     if (mt_script_init(rt) != 0)
         return -1;
 
@@ -313,6 +319,7 @@ void mt_runtime_free(mt_runtime_t *rt)
         rt->loop.data = NULL;
     }
     mt_script_free(rt);
+    mt_health_free(rt);
     free(rt->redis.host);
     free(rt->redis.password);
     mt_handles_free(&rt->timers);

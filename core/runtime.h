@@ -20,6 +20,7 @@
 #include "config.h"
 #include "group.h"
 #include "handle.h"
+#include "health.h"
 #include "instruments.h"
 #include "log.h"
 #include "metrics.h"
@@ -45,6 +46,7 @@ typedef struct mt_runtime {
     mt_stats_t stats;
     mt_metrics_t metrics;
     mt_instruments_t ins;
+    mt_health_t health;
     mt_handles_t conns;  /* mt_conn_t by handle */
     mt_handles_t timers; /* mt_timer_t by handle */
     mt_groups_t groups;

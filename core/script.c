@@ -54,6 +54,32 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     }
 }
 
+/*
+ * The one way into the Lua state once it is running. Entering it from
+ * inside an FFI call (a C function Lua called, perhaps from a compiled
+ * trace) corrupts LuaJIT's VM and crashes the process minutes later, far
+ * from the cause. So FFI entry points record their name (MT_FFI_GUARD) and
+ * a nested entry is stopped here: debug builds abort at once naming the
+ * FFI function, so a test finds it; release builds refuse the event (it
+ * fails like a script error, logged CRITICAL) and keep the VM intact.
+ * Returns lua_pcall's status; on failure the error is on top of the stack.
+ */
+static int enter(mt_runtime_t *rt, int nargs, int nresults, int errfunc)
+{
+    mt_script_t *s = &rt->script;
+    if (s->ffi_entry) {
+        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.script",
+                   "Lua entered from inside the FFI call %s: refused", s->ffi_entry);
+#ifndef NDEBUG
+        abort();
+#endif
+        lua_pop(s->L, nargs + 1);
+        lua_pushfstring(s->L, "Lua entered from inside the FFI call %s: refused", s->ffi_entry);
+        return LUA_ERRRUN;
+    }
+    return lua_pcall(s->L, nargs, nresults, errfunc);
+}
+
 /* Calls the function below nargs arguments with the event budget armed.
  * Returns lua_pcall's status. */
 static int call(mt_runtime_t *rt, int nargs, int nresults, int errfunc)
@@ -61,7 +87,7 @@ static int call(mt_runtime_t *rt, int nargs, int nresults, int errfunc)
     mt_script_t *s = &rt->script;
     s->budget_hit = 0;
     s->deadline = mt_mono() + rt->cfg.handler_timeout;
-    int rc = lua_pcall(s->L, nargs, nresults, errfunc);
+    int rc = enter(rt, nargs, nresults, errfunc);
     s->deadline = 0;
     if (s->budget_hit)
         lua_gc(s->L, LUA_GCCOLLECT, 0); /* give back what a runaway took */
@@ -140,7 +166,7 @@ int mt_script_reload(mt_runtime_t *rt, const char *trigger, const char *changed,
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_reload);
     push_files(rt);
     /* No traceback: a load failure is reported as file:line: message. */
-    int rc = lua_pcall(L, 1, 1, 0);
+    int rc = enter(rt, 1, 1, 0);
     s->reload_pause = mt_mono() - t0;
     s->reload_at = mt_now();
     s->reload_trigger = trigger;

@@ -17,6 +17,11 @@
  * with 1011. C functions a script calls (a blocking os.execute) cannot be
  * interrupted.
  *
+ * Re-entry: nothing reached through the FFI may run Lua (LuaJIT's VM is
+ * corrupted when a C function called from a trace re-enters the state).
+ * Every function here enters Lua through one gate that refuses, or in a
+ * debug build aborts naming the FFI call, while an FFI call is running.
+ *
  * Owns: the lua_State and registry references to the dispatcher's entry
  * points. Lifecycle: mt_script_init after the loop exists, events while
  * the loop runs, mt_script_free at shutdown.
@@ -47,7 +52,30 @@ typedef struct mt_script {
     const char *reload_result; /* "success" | "failure" */
     const char *reload_trigger; /* "watch" | "signal" | "admin" */
     char *reload_error;      /* failure text (file:line: message), or NULL */
+    const char *ffi_entry;   /* the FFI function running now, or NULL */
 } mt_script_t;
+
+/*
+ * Marks an FFI call in progress, so that the script host refuses to run
+ * Lua until it returns (see MT_FFI_GUARD in ffi.h). Guards nest: leave
+ * restores what enter found.
+ */
+typedef struct mt_script_guard {
+    mt_script_t *s;
+    const char *prev;
+} mt_script_guard_t;
+
+static inline mt_script_guard_t mt_script_guard_enter(mt_script_t *s, const char *name)
+{
+    mt_script_guard_t g = {s, s->ffi_entry};
+    s->ffi_entry = name;
+    return g;
+}
+
+static inline void mt_script_guard_leave(mt_script_guard_t *g)
+{
+    g->s->ffi_entry = g->prev;
+}
 
 /** Creates the state and loads the scripts. 0, or -1 after logging why. */
 int mt_script_init(struct mt_runtime *rt);
