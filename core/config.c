@@ -72,6 +72,7 @@ static const cfg_desc_t descs[] = {
     {"rate_limit_burst", CFG_SECS, F(rate_limit_burst), 0, 1e6,
      "a number of messages from 0 (same as rate_limit) to 1000000"},
     {"rate_limit_action", CFG_CHOICE, F(rate_limit_action), 0, 0, "reply or close"},
+    {"lua_jit", CFG_CHOICE, F(lua_jit), 0, 0, "on, off or eager"},
     {"allowed_origins", CFG_STRS, F(allowed_origins), 0, 0,
      "a list of origins such as https://example.com (comma-separated in the environment)"},
     {"handler_timeout", CFG_SECS, F(handler_timeout), 0.001, 3600,
@@ -145,6 +146,7 @@ void mt_config_init(mt_config_t *cfg)
     cfg->drain_reconnect_jitter = 5;
     cfg->send_queue_policy = mt_xstrdup("close");
     cfg->rate_limit_action = mt_xstrdup("reply");
+    cfg->lua_jit = mt_xstrdup("on");
     cfg->lua_memory_limit = 256 << 20;
     cfg->metrics_max_series_per_family = 2000;
 }
@@ -160,6 +162,7 @@ void mt_config_free(mt_config_t *cfg)
     free(cfg->redis_prefix);
     free(cfg->send_queue_policy);
     free(cfg->rate_limit_action);
+    free(cfg->lua_jit);
     strlist_free(&cfg->allowed_origins);
     mt_cidr_set_free(&cfg->trusted_proxies);
     memset(cfg, 0, sizeof *cfg);

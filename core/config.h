@@ -54,6 +54,7 @@ typedef struct mt_config {
     double rate_limit;          /* messages per second per connection; 0: off */
     double rate_limit_burst;    /* bucket size; 0: same as rate_limit */
     char *rate_limit_action;    /* "reply" (an error frame) or "close" (1008) */
+    char *lua_jit; /* "on", "off", or "eager": traces at once on every path (tests, soaks) */
     mt_strlist_t allowed_origins; /* empty: any Origin */
     double handler_timeout;   /* seconds one script event may run */
     int64_t lua_memory_limit; /* bytes the Lua state may hold */

@@ -220,6 +220,15 @@ int mt_script_init(mt_runtime_t *rt)
         return -1;
     }
     luaL_openlibs(L);
+    /* eager: every loop and side exit is compiled at once, so paths that a
+     * short-lived server never runs often enough to trace (a periodic
+     * alert evaluation) are compiled in tests too. */
+    const char *jit = strcmp(rt->cfg.lua_jit, "eager") == 0
+                          ? "jit.opt.start('hotloop=1', 'hotexit=1')"
+                      : strcmp(rt->cfg.lua_jit, "off") == 0 ? "jit.off()"
+                                                            : NULL;
+    if (jit && luaL_dostring(L, jit) != 0)
+        return load_error(rt, "jit");
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_pushcfunction(L, traceback); /* slot 1, for good */
 

@@ -46,6 +46,31 @@ describe("in-process alerts #integration", function()
     end)
 end)
 
+describe("in-process alerts on readiness #integration", function()
+    it("read moontide_ready from the snapshot, never running Lua from an FFI call", function()
+        -- Readiness is decided by a Lua policy; the alerts read it through
+        -- the FFI every second, with every path traced at once.
+        local srv = server.start({
+            config = { lua_jit = "eager" },
+            files = { ["policies/alerts.lua"] = [[
+                return { interval = 1, rules = {
+                    { alert = "Ready", severity = "warning", ["for"] = 0,
+                      metric = "moontide_ready", fn = "value", op = "==", threshold = 1,
+                      summary = "ready", description = "ready ({{ $value }})" },
+                } }
+            ]] },
+        })
+        srv:wait_log(function(l) return l.message == "alert firing" and l.alertname == "Ready" end)
+        local evaluated = client.http(srv:url("/alerts")).json.evaluated_at
+        server.eventually(function()
+            return client.http(srv:url("/alerts")).json.evaluated_at >= evaluated + 3
+        end, 10, "three more evaluations")
+        assert.equal(200, client.http(srv:url("/readyz")).status)
+        assert.same({}, srv:error_lines())
+        assert.equal(0, srv:stop())
+    end)
+end)
+
 describe("alert rules and monitoring configs #integration", function()
     it("generates the committed rules.yml, which promtool checks and tests", function()
         local status, out = run("scripts/gen-alert-rules")
