@@ -10,6 +10,14 @@
  *              fan-out latency percentiles and loss (expected - received).
  *   connect    opens C connections, holds them, reports the connect rate,
  *              failures and the server's RSS per connection (--pid).
+ *   mixed      the soak's traffic: C connections over --rooms rooms, doing
+ *              R actions per second in all, each picked at random: chat
+ *              messages (some fragmented), heartbeats, invalid JSON, a
+ *              binary message (closed 1003 by the chat route), an oversized
+ *              message (--big bytes: closed 1009), a clean close and an
+ *              abrupt disconnect. A connection that ends is opened again.
+ *              Reports actions, replies, reconnects, handshake failures and
+ *              the close codes the server sent.
  * Progress goes to stderr every second; one JSON line to stdout at the end.
  * Several loopback source addresses (--sources N: 127.0.0.1 .. 127.0.0.N)
  * go past one address's ephemeral ports.
@@ -17,6 +25,7 @@
  * Usage: loadgen --port P [--host 127.0.0.1] [--mode echo|broadcast|connect]
  *          [--conns N] [--duration S] [--senders S] [--rate R] [--room NAME]
  *          [--pid SERVER_PID] [--sources N] [--hold S]
+ *          [--rooms N] [--big BYTES]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,7 +42,7 @@
 #include <unistd.h>
 
 enum { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_DEAD };
-enum { MODE_ECHO, MODE_BROADCAST, MODE_CONNECT };
+enum { MODE_ECHO, MODE_BROADCAST, MODE_CONNECT, MODE_MIXED };
 
 typedef struct {
     int fd;
@@ -45,6 +54,7 @@ typedef struct {
     size_t outlen, outcap, outoff;
     double sent_at;  /* echo: when the outstanding heartbeat went */
     int waiting;     /* echo: a heartbeat is in flight */
+    int closing;     /* mixed: our close frame went; await the server's */
 } conn_t;
 
 static struct {
@@ -52,13 +62,19 @@ static struct {
     int port, mode, nconns, senders, pid, sources;
     double duration, rate, hold;
     const char *room;
-} opt = {"127.0.0.1", 0, MODE_ECHO, 100, 1, 0, 1, 5, 1000, 0, "bench"};
+    int rooms;
+    size_t big;
+} opt = {"127.0.0.1", 0, MODE_ECHO, 100, 1, 0, 1, 5, 1000, 0, "bench", 1, 1 << 20};
 
 static conn_t *conns;
 static int ep;
 static double *lat;        /* latency samples (seconds) */
 static size_t nlat, caplat;
 static uint64_t sent, received, failures, opened;
+static uint64_t reconnects, closes[5000], close_other; /* mixed: codes the server sent */
+static uint64_t actions[8];
+static const char *const action_names[8] = {"message", "fragmented", "heartbeat", "invalid_json",
+                                            "binary", "oversized", "close", "disconnect"};
 
 static double now(void)
 {
@@ -118,12 +134,12 @@ static void flush_out(conn_t *c)
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
-/* A masked client frame (RFC 6455 5.3). */
-static void send_frame(conn_t *c, int opcode, const char *p, size_t n)
+/* A masked client frame (RFC 6455 5.3); fin 0 leaves the message open. */
+static void send_fragment(conn_t *c, int fin, int opcode, const char *p, size_t n)
 {
     unsigned char h[14];
     size_t hl = 2;
-    h[0] = (unsigned char)(0x80 | opcode);
+    h[0] = (unsigned char)((fin ? 0x80 : 0) | opcode);
     if (n < 126) {
         h[1] = (unsigned char)(0x80 | n);
     } else if (n < 65536) {
@@ -146,6 +162,11 @@ static void send_frame(conn_t *c, int opcode, const char *p, size_t n)
     queue_out(c, p, n);
     for (size_t i = 0; i < n; i++)
         c->out[at + i] ^= (char)k[i & 3];
+}
+
+static void send_frame(conn_t *c, int opcode, const char *p, size_t n)
+{
+    send_fragment(c, 1, opcode, p, n);
 }
 
 static void send_text(conn_t *c, const char *s, size_t n)
@@ -215,6 +236,13 @@ static void parse(conn_t *c)
             send_frame(c, 10, payload, (size_t)len);
             flush_out(c);
         } else if (op == 8) {
+            unsigned code = len >= 2 ? (unsigned)((unsigned char)payload[0] << 8 |
+                                                  (unsigned char)payload[1])
+                                     : 1005;
+            if (code < 5000)
+                closes[code]++;
+            else
+                close_other++;
             c->state = ST_DEAD;
             return;
         }
@@ -227,11 +255,15 @@ static void parse(conn_t *c)
 static void start_handshake(conn_t *c)
 {
     char req[512];
+    int room = opt.rooms > 1 ? (int)((c - conns) % opt.rooms) : -1;
+    char suffix[16] = "";
+    if (room >= 0)
+        snprintf(suffix, sizeof suffix, "-%d", room);
     int n = snprintf(req, sizeof req,
-                     "GET /ws/chat/%s/ HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "GET /ws/chat/%s%s/ HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     opt.room, opt.host, opt.port);
+                     opt.room, suffix, opt.host, opt.port);
     c->state = ST_HANDSHAKE;
     queue_out(c, req, (size_t)n);
     flush_out(c);
@@ -276,8 +308,9 @@ static void on_readable(conn_t *c)
 
 static int open_conn(conn_t *c, int i)
 {
+    uint32_t rng = c->rng; /* a reopened connection carries on its sequence */
     memset(c, 0, sizeof *c);
-    c->rng = 2463534242u ^ (uint32_t)(i * 2654435761u);
+    c->rng = rng ? rng : 2463534242u ^ (uint32_t)(i * 2654435761u);
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (c->fd < 0)
         return -1;
@@ -326,6 +359,74 @@ static void service(int timeout_ms)
     }
 }
 
+/* Ends a connection's socket; mixed mode opens it again. */
+static void drop(conn_t *c)
+{
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    free(c->out);
+    c->out = NULL;
+    c->fd = -1;
+}
+
+static int open_conn(conn_t *c, int i);
+
+/* One random action of the mixed mode on an open connection. */
+static void mixed_action(conn_t *c)
+{
+    static char *big;
+    uint32_t r = xorshift(&c->rng) % 100;
+    int a = r < 50 ? 0 : r < 55 ? 1 : r < 72 ? 2 : r < 82 ? 3 : r < 84 ? 4 : r < 86 ? 5
+            : r < 93 ? 6 : 7;
+    actions[a]++;
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "{\"type\":\"message\",\"text\":\"soak %u\"}",
+                     xorshift(&c->rng));
+    switch (a) {
+    case 0:
+        send_text(c, msg, (size_t)n);
+        break;
+    case 1: /* the same message in three frames: text, continuation, final */
+        send_fragment(c, 0, 1, msg, 10);
+        send_fragment(c, 0, 0, msg + 10, 10);
+        send_fragment(c, 1, 0, msg + 20, (size_t)n - 20);
+        sent++;
+        flush_out(c);
+        break;
+    case 2:
+        send_text(c, "{\"type\":\"heartbeat\"}", 20);
+        break;
+    case 3:
+        send_text(c, "{not json", 9);
+        break;
+    case 4:
+        send_frame(c, 2, "\x01\x02\x03", 3);
+        flush_out(c);
+        break;
+    case 5:
+        if (!big) {
+            big = malloc(opt.big);
+            if (!big)
+                abort();
+            memset(big, 'x', opt.big);
+        }
+        send_frame(c, 1, big, opt.big);
+        flush_out(c);
+        break;
+    case 6: {
+        static const char code[2] = {0x03, (char)0xe8}; /* 1000 */
+        send_frame(c, 8, code, 2);
+        c->closing = 1;
+        flush_out(c);
+        break;
+    }
+    default:
+        drop(c);
+        c->state = ST_DEAD;
+        break;
+    }
+}
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -359,7 +460,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: loadgen --port P [--host H] [--mode echo|broadcast|connect] "
                     "[--conns N] [--duration S] [--senders S] [--rate R] [--room NAME] "
-                    "[--pid PID] [--sources N] [--hold S]\n");
+                    "[--pid PID] [--sources N] [--hold S] [--rooms N] [--big BYTES]\n");
     exit(2);
 }
 
@@ -374,8 +475,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--host"))
             opt.host = v;
         else if (!strcmp(a, "--mode"))
-            opt.mode = !strcmp(v, "echo") ? MODE_ECHO : !strcmp(v, "broadcast") ? MODE_BROADCAST
-                                                                               : MODE_CONNECT;
+            opt.mode = !strcmp(v, "echo")        ? MODE_ECHO
+                       : !strcmp(v, "broadcast") ? MODE_BROADCAST
+                       : !strcmp(v, "mixed")     ? MODE_MIXED
+                                                 : MODE_CONNECT;
         else if (!strcmp(a, "--conns"))
             opt.nconns = atoi(v);
         else if (!strcmp(a, "--duration"))
@@ -392,6 +495,10 @@ int main(int argc, char **argv)
             opt.sources = atoi(v);
         else if (!strcmp(a, "--hold"))
             opt.hold = atof(v);
+        else if (!strcmp(a, "--rooms"))
+            opt.rooms = atoi(v);
+        else if (!strcmp(a, "--big"))
+            opt.big = (size_t)atol(v);
         else
             usage();
         i++;
@@ -437,6 +544,26 @@ int main(int argc, char **argv)
     double start = now(), last = start, next_send = start;
     uint64_t tick = 0, last_recv = 0;
     while (now() - start < opt.duration) {
+        if (opt.mode == MODE_MIXED) {
+            double t = now();
+            while (next_send <= t) {
+                conn_t *c = &conns[tick++ % (uint64_t)opt.nconns];
+                if (c->state == ST_OPEN && !c->closing)
+                    mixed_action(c);
+                next_send += 1.0 / opt.rate;
+            }
+            /* Whatever ended (by us or the server) is opened again. */
+            for (int i = 0; i < opt.nconns; i++) {
+                conn_t *c = &conns[i];
+                if (c->state != ST_DEAD)
+                    continue;
+                if (c->fd >= 0)
+                    drop(c);
+                if (open_conn(c, i) != 0)
+                    failures++;
+                reconnects++;
+            }
+        }
         if (opt.mode == MODE_BROADCAST) {
             double t = now();
             while (next_send <= t) {
@@ -470,6 +597,24 @@ int main(int argc, char **argv)
         span = now() - start;
     }
     qsort(lat, nlat, sizeof *lat, cmp);
+    if (opt.mode == MODE_MIXED) {
+        printf("{\"mode\":\"mixed\",\"conns\":%d,\"seconds\":%.3f,\"sent\":%llu,"
+               "\"received\":%llu,\"reconnects\":%llu,\"handshake_failures\":%llu,\"actions\":{",
+               opt.nconns, elapsed, (unsigned long long)sent, (unsigned long long)received,
+               (unsigned long long)reconnects, (unsigned long long)failures);
+        for (int i = 0; i < 8; i++)
+            printf("%s\"%s\":%llu", i ? "," : "", action_names[i],
+                   (unsigned long long)actions[i]);
+        printf("},\"closes\":{");
+        int first = 1;
+        for (int code = 0; code < 5000; code++)
+            if (closes[code]) {
+                printf("%s\"%d\":%llu", first ? "" : ",", code, (unsigned long long)closes[code]);
+                first = 0;
+            }
+        printf("},\"close_other\":%llu}\n", (unsigned long long)close_other);
+        return 0;
+    }
     if (opt.mode == MODE_ECHO)
         printf("{\"mode\":\"echo\",\"conns\":%llu,\"seconds\":%.3f,\"messages\":%llu,"
                "\"msg_per_s\":%.0f,\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,"

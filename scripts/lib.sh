@@ -1,0 +1,35 @@
+# lib.sh - shell helpers shared by scripts/bench and scripts/soak (sourced).
+# shellcheck shell=bash
+
+# A loopback port nothing listens on now.
+free_port() {
+    local p
+    for ((p = 18000 + RANDOM % 2000; ; p++)); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
+# User + system CPU seconds a process has used.
+cpu_seconds() {
+    awk -v tck="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / tck }' \
+        "/proc/$1/stat"
+}
+
+# Resident memory of a process, in KB (empty once it is gone).
+rss_kb() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# Open file descriptors of a process.
+fd_count() {
+    local fds=("/proc/$1/fd/"*)
+    echo "${#fds[@]}"
+}
+
+# Pulls one numeric field out of a flat JSON line: field LINE NAME.
+field() {
+    sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p" <<<"$1"
+}
