@@ -303,6 +303,30 @@ void mt_json_kv_int(mt_buf_t *b, const char *key, int64_t v)
     mt_json_int(b, v);
 }
 
+void mt_json_seconds(mt_buf_t *b, double v)
+{
+    if (!isfinite(v)) {
+        mt_buf_add(b, "null", 4);
+        return;
+    }
+    char tmp[48];
+    int n = snprintf(tmp, sizeof tmp, "%.6f", v);
+    while (n > 1 && tmp[n - 1] == '0')
+        n--;
+    if (tmp[n - 1] == '.')
+        n--;
+    if (n == 2 && tmp[0] == '-' && tmp[1] == '0') /* -0.0000001 */
+        mt_buf_addc(b, '0');
+    else
+        mt_buf_add(b, tmp, (size_t)n);
+}
+
+void mt_json_kv_seconds(mt_buf_t *b, const char *key, double v)
+{
+    mt_json_key(b, key);
+    mt_json_seconds(b, v);
+}
+
 void mt_json_kv_num(mt_buf_t *b, const char *key, double v)
 {
     mt_json_key(b, key);

@@ -61,12 +61,16 @@ void mt_json_cstr(mt_buf_t *b, const char *s); /* NULL is written as null */
 /** Integers and finite numbers; NaN and infinities are written as null. */
 void mt_json_int(mt_buf_t *b, int64_t v);
 void mt_json_num(mt_buf_t *b, double v);
+/** Seconds (a duration or a timestamp) to the microsecond, trailing zeros
+ *  trimmed: 1.00379 rather than 1.0037895609999907. */
+void mt_json_seconds(mt_buf_t *b, double v);
 /** Appends ,"key": (the comma only when the object already has a member). */
 void mt_json_key(mt_buf_t *b, const char *key);
 void mt_json_kv_str(mt_buf_t *b, const char *key, const char *s, size_t n);
 void mt_json_kv_cstr(mt_buf_t *b, const char *key, const char *s);
 void mt_json_kv_int(mt_buf_t *b, const char *key, int64_t v);
 void mt_json_kv_num(mt_buf_t *b, const char *key, double v);
+void mt_json_kv_seconds(mt_buf_t *b, const char *key, double v);
 void mt_json_kv_bool(mt_buf_t *b, const char *key, int v);
 
 #endif

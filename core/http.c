@@ -116,7 +116,7 @@ static void access_log(mt_runtime_t *rt, struct lws *wsi, const char *method, co
     mt_json_kv_cstr(b, "path", path);
     mt_json_kv_cstr(b, "endpoint", endpoint);
     mt_json_kv_int(b, "status", status);
-    mt_json_kv_num(b, "duration", took);
+    mt_json_kv_seconds(b, "duration", took);
     mt_json_kv_cstr(b, "remote_addr", addr);
     if (ua)
         mt_json_kv_cstr(b, "user_agent", ua);
@@ -196,7 +196,7 @@ static void body_healthz(mt_runtime_t *rt, mt_buf_t *b)
     mt_buf_addc(b, '{');
     mt_json_kv_cstr(b, "status", "healthy");
     mt_json_kv_cstr(b, "color", rt->cfg.color);
-    mt_json_kv_num(b, "timestamp", mt_now());
+    mt_json_kv_seconds(b, "timestamp", mt_now());
     mt_buf_addc(b, '}');
 }
 
@@ -209,7 +209,7 @@ static int body_readyz(mt_runtime_t *rt, mt_buf_t *b)
     mt_json_kv_cstr(b, "status", ready ? "ready" : "not_ready");
     mt_json_kv_cstr(b, "color", rt->cfg.color);
     mt_json_kv_int(b, "active_connections", mt_runtime_active(rt));
-    mt_json_kv_num(b, "timestamp", mt_now());
+    mt_json_kv_seconds(b, "timestamp", mt_now());
     mt_json_key(b, "checks");
     mt_buf_add(b, h->checks.data, h->checks.len);
     mt_json_key(b, "reasons");
@@ -229,11 +229,11 @@ static void body_status(mt_runtime_t *rt, mt_buf_t *b)
     mt_json_kv_cstr(b, "status", rt->draining ? "draining" : "running");
     mt_json_kv_cstr(b, "color", rt->cfg.color);
     mt_json_kv_int(b, "active_connections", mt_runtime_active(rt));
-    mt_json_kv_num(b, "heartbeat_interval", rt->cfg.heartbeat_interval);
-    mt_json_kv_num(b, "graceful_shutdown_timeout", rt->cfg.graceful_shutdown_timeout);
-    mt_json_kv_num(b, "timestamp", mt_now());
+    mt_json_kv_seconds(b, "heartbeat_interval", rt->cfg.heartbeat_interval);
+    mt_json_kv_seconds(b, "graceful_shutdown_timeout", rt->cfg.graceful_shutdown_timeout);
+    mt_json_kv_seconds(b, "timestamp", mt_now());
     mt_json_kv_cstr(b, "version", MT_VERSION);
-    mt_json_kv_num(b, "uptime", mt_mono() - rt->started_mono);
+    mt_json_kv_seconds(b, "uptime", mt_mono() - rt->started_mono);
     mt_json_kv_cstr(b, "channel_layer", rt->channel.kind);
     uint32_t subscribed = 0;
     mt_groups_each(&rt->groups, count_subscribed, &subscribed);
@@ -246,8 +246,8 @@ static void body_status(mt_runtime_t *rt, mt_buf_t *b)
         mt_json_key(b, "redis");
         mt_buf_addc(b, '{');
         mt_json_kv_bool(b, "connected", mt_redis_up(&rt->redis));
-        mt_json_kv_num(b, "latency_seconds", rt->redis.latency);
-        mt_json_kv_num(b, "down_seconds",
+        mt_json_kv_seconds(b, "latency_seconds", rt->redis.latency);
+        mt_json_kv_seconds(b, "down_seconds",
                        rt->redis.down_since ? mt_mono() - rt->redis.down_since : 0);
         mt_buf_addc(b, '}');
     }
@@ -255,14 +255,14 @@ static void body_status(mt_runtime_t *rt, mt_buf_t *b)
     mt_json_key(b, "scripts");
     mt_buf_addc(b, '{');
     mt_json_kv_int(b, "generation", (int64_t)s->generation);
-    mt_json_kv_num(b, "loaded_at", s->loaded_at);
+    mt_json_kv_seconds(b, "loaded_at", s->loaded_at);
     mt_json_key(b, "last_reload");
     if (s->reload_at > 0) {
         mt_buf_addc(b, '{');
-        mt_json_kv_num(b, "at", s->reload_at);
+        mt_json_kv_seconds(b, "at", s->reload_at);
         mt_json_kv_cstr(b, "result", s->reload_result);
         mt_json_kv_cstr(b, "trigger", s->reload_trigger);
-        mt_json_kv_num(b, "pause_seconds", s->reload_pause);
+        mt_json_kv_seconds(b, "pause_seconds", s->reload_pause);
         mt_json_kv_cstr(b, "error", s->reload_error);
         mt_buf_addc(b, '}');
     } else {
@@ -340,7 +340,7 @@ static void body_reload(mt_runtime_t *rt, mt_http_txn_t *txn, struct lws *wsi)
     mt_json_kv_cstr(b, "status", rc == 0 ? "ok" : "error");
     mt_json_kv_cstr(b, "result", rt->script.reload_result);
     mt_json_kv_int(b, "generation", (int64_t)rt->script.generation);
-    mt_json_kv_num(b, "pause_seconds", rt->script.reload_pause);
+    mt_json_kv_seconds(b, "pause_seconds", rt->script.reload_pause);
     if (rt->script.reload_error)
         mt_json_kv_cstr(b, "error", rt->script.reload_error);
     mt_buf_addc(b, '}');

@@ -215,7 +215,7 @@ static void became_ready(mt_redis_conn_t *c)
             mt_json_kv_cstr(b, "host", r->host);
             mt_json_kv_int(b, "port", r->port);
             if (was)
-                mt_json_kv_num(b, "down_seconds", mt_mono() - was);
+                mt_json_kv_seconds(b, "down_seconds", mt_mono() - was);
             mt_log_end(&rt->log);
         }
     }

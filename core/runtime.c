@@ -128,7 +128,7 @@ static void start_drain(mt_runtime_t *rt, const char *signame)
     if (b) {
         mt_json_kv_cstr(b, "signal", signame);
         mt_json_kv_int(b, "active_connections", mt_runtime_active(rt));
-        mt_json_kv_num(b, "graceful_shutdown_timeout", rt->cfg.graceful_shutdown_timeout);
+        mt_json_kv_seconds(b, "graceful_shutdown_timeout", rt->cfg.graceful_shutdown_timeout);
         mt_log_end(&rt->log);
     }
     if (mt_runtime_active(rt) == 0) {
@@ -183,7 +183,7 @@ static void finish(mt_runtime_t *rt, const char *why)
     mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.runtime", "shutdown", 8);
     if (b) {
         mt_json_kv_cstr(b, "reason", why);
-        mt_json_kv_num(b, "shutdown_seconds", took);
+        mt_json_kv_seconds(b, "shutdown_seconds", took);
         mt_json_kv_int(b, "connections_left", mt_runtime_active(rt));
         mt_log_end(&rt->log);
     }
@@ -289,7 +289,7 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
         mt_json_kv_cstr(b, "scripts", rt->cfg.scripts);
         mt_json_kv_cstr(b, "config", rt->cfg.config_path);
         mt_json_kv_cstr(b, "channel_layer", rt->channel.kind);
-        mt_json_kv_num(b, "startup_seconds", rt->startup_seconds);
+        mt_json_kv_seconds(b, "startup_seconds", rt->startup_seconds);
         mt_log_end(&rt->log);
     }
     return 0;

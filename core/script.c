@@ -203,7 +203,7 @@ int mt_script_reload(mt_runtime_t *rt, const char *trigger, const char *changed,
         mt_buf_addc(b, ']');
         if (s->reload_error)
             mt_json_kv_cstr(b, "error", s->reload_error);
-        mt_json_kv_num(b, "pause_seconds", s->reload_pause);
+        mt_json_kv_seconds(b, "pause_seconds", s->reload_pause);
         mt_json_kv_int(b, "connections", mt_runtime_active(rt));
         mt_log_end(&rt->log);
     }

@@ -404,7 +404,7 @@ static void on_closed(mt_runtime_t *rt, mt_conn_t *c, void *user)
         mt_json_kv_cstr(b, "initiator", c->close_code        ? "server"
                                          : c->peer_close_code ? "client"
                                                               : "network");
-        mt_json_kv_num(b, "duration", mt_mono() - c->opened_at);
+        mt_json_kv_seconds(b, "duration", mt_mono() - c->opened_at);
         mt_log_end(&rt->log);
     }
     *(mt_conn_t **)user = NULL;
@@ -433,7 +433,7 @@ static void sweep_one(void *obj, void *ud)
                                    "heartbeat timeout: closing", 26);
         if (b) {
             mt_conn_log_fields(c, b);
-            mt_json_kv_num(b, "silent_seconds", sw->now - c->last_seen);
+            mt_json_kv_seconds(b, "silent_seconds", sw->now - c->last_seen);
             mt_log_end(&rt->log);
         }
         /* The peer reads nothing: what is queued would never drain. */

@@ -43,6 +43,29 @@ static void test_numbers_and_objects(void)
     mt_buf_free(&b);
 }
 
+/* Durations and timestamps read as a person would write them. */
+static void test_seconds(void)
+{
+    static const struct {
+        double v;
+        const char *want;
+    } cases[] = {
+        {1.0037895609999907, "1.00379"}, {0.0007793539999738641, "0.000779"},
+        {6.725000002916204e-05, "0.000067"}, {2, "2"}, {0, "0"}, {-0.0000001, "0"},
+        {1796015680.17623449, "1796015680.176234"}, {0.5, "0.5"}, {-1.25, "-1.25"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mt_buf_t b = MT_BUF_INIT;
+        mt_json_seconds(&b, cases[i].v);
+        CHECK_STR(mt_buf_cstr(&b), cases[i].want);
+        mt_buf_free(&b);
+    }
+    mt_buf_t b = MT_BUF_INIT;
+    mt_json_kv_seconds(&b, "duration", INFINITY);
+    CHECK_STR(mt_buf_cstr(&b), "\"duration\":null");
+    mt_buf_free(&b);
+}
+
 static void test_growth_and_utf8_filter(void)
 {
     mt_buf_t b = MT_BUF_INIT;
@@ -61,6 +84,7 @@ int main(void)
 {
     test_escaping();
     test_numbers_and_objects();
+    test_seconds();
     test_growth_and_utf8_filter();
     return CHECK_DONE();
 }

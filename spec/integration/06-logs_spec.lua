@@ -35,6 +35,26 @@ describe("structured logs #integration", function()
         assert.equal('evil "agent"\\ \1\127', evil.user_agent)
     end)
 
+    it("writes durations and timestamps to the microsecond, without float noise", function()
+        local ws = assert(client.ws(srv:ws_url("/ws/chat/timing/")))
+        ws:close()
+        client.http(srv:url("/healthz"))
+        srv:wait_log(function(l) return l.message == "WebSocket disconnected" end)
+        local raw = srv:log_text()
+        local seen = 0
+        for key, value in raw:gmatch('"([%w_]*duration[%w_]*)":([%d%.e%-]+)') do
+            seen = seen + 1
+            assert.matches("^%d+%.?%d?%d?%d?%d?%d?%d?$", value, key .. " = " .. value)
+        end
+        for key, value in raw:gmatch('"([%w_]*_seconds)":([%d%.e%-]+)') do
+            seen = seen + 1
+            assert.matches("^%d+%.?%d?%d?%d?%d?%d?%d?$", value, key .. " = " .. value)
+        end
+        assert.is_true(seen >= 3)
+        local health = client.http(srv:url("/healthz")).body
+        assert.matches('"timestamp":%d+%.?%d?%d?%d?%d?%d?%d?[,}]', health)
+    end)
+
     it("gives connection lines the connection's identity", function()
         local ws = assert(client.ws(srv:ws_url("/ws/chat/ids/"), {
             ["x-request-id"] = "req-ws-1", ["user-agent"] = "spec-agent/1.0",
