@@ -133,13 +133,54 @@ static void error_body(mt_buf_t *b, const char *error, int status)
     mt_buf_addc(b, '}');
 }
 
+/* The reason phrase of every status moontide answers with (RFC 9110). */
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Content Too Large";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+/* lws 4.1 knows reason phrases for 400-417 and 500-505 only and writes
+ * "HTTP/1.1 426 " for the rest: put ours after the status code. start is
+ * where the status line begins, *p the end of what was written. */
+static int complete_status_line(unsigned char *start, unsigned char **p, unsigned char *end,
+                                int status)
+{
+    unsigned char *eol = memchr(start, '\r', (size_t)(*p - start));
+    if (!eol || eol - start < 4 || eol[-1] != ' ')
+        return 0; /* a phrase is there already */
+    const char *phrase = reason_phrase(status);
+    size_t n = strlen(phrase);
+    if ((size_t)(end - *p) < n)
+        return -1;
+    memmove(eol + n, eol, (size_t)(*p - eol));
+    memcpy(eol, phrase, n);
+    *p += n;
+    return 0;
+}
+
 /* Writes status line and headers; 0, or -1 if lws refused them. */
 static int write_headers(struct lws *wsi, int status, const char *content_type, size_t body_len,
                          const char *request_id, const char *allow, int close_after)
 {
     unsigned char buf[LWS_PRE + 1024];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
-    if (lws_add_http_common_headers(wsi, (unsigned)status, content_type, body_len, &p, end))
+    if (lws_add_http_common_headers(wsi, (unsigned)status, content_type, body_len, &p, end) ||
+        complete_status_line(start, &p, end, status) != 0)
         return -1;
     if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-request-id:",
                                     (const unsigned char *)request_id, (int)strlen(request_id),
@@ -155,16 +196,6 @@ static int write_headers(struct lws *wsi, int status, const char *content_type, 
                                                    (const unsigned char *)"close", 5, &p, end))
         return -1;
     return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
-}
-
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 503: return "Service Unavailable";
-    default: return "Error";
-    }
 }
 
 void mt_http_refuse(mt_runtime_t *rt, struct lws *wsi, int status, const char *error,

@@ -100,6 +100,20 @@ describe("health endpoints #integration", function()
         assert.equal("upgrade_required", res.json.error)
     end)
 
+    it("gives every status line its reason phrase", function()
+        local function status_line(request)
+            return (client.raw(srv.port, request)):match("^([^\r]*)\r\n")
+        end
+        assert.equal("HTTP/1.1 426 Upgrade Required",
+            status_line("GET /ws/chat/lobby/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        assert.equal("HTTP/1.1 405 Method Not Allowed",
+            status_line("DELETE /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        assert.equal("HTTP/1.1 404 Not Found",
+            status_line("GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        assert.equal("HTTP/1.1 200 OK",
+            status_line("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    end)
+
     it("echoes a sane X-Request-ID and replaces an insane one", function()
         local res = client.http(srv:url("/healthz"), { headers = { ["x-request-id"] = "req-123" } })
         assert.equal("req-123", res.headers["x-request-id"])

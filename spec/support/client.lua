@@ -6,6 +6,8 @@
 --   local ws = assert(client.ws(srv:ws_url("/ws/chat/lobby/")))
 --   ws:send_json({ type = "heartbeat" }); ws:receive_json() -> table
 --   ws:expect_close() -> code, reason
+--   client.raw(port, "GET / HTTP/1.1\r\n...") -> everything the server wrote
+--       until it closed (or timeout), for exact status lines and bytes
 local cjson = require "cjson.safe"
 local request = require "http.request"
 local websocket = require "http.websocket"
@@ -39,6 +41,24 @@ function _M.http(url, opts)
     stream:shutdown()
     res.json = res.body and cjson.decode(res.body) or nil
     return res
+end
+
+--- Writes bytes to a fresh loopback connection and returns all the
+-- server sends back until it closes the connection or timeout seconds
+-- pass (then also true as a second value).
+function _M.raw(port, bytes, timeout)
+    local socket = require "cqueues.socket"
+    local s = assert(socket.connect("127.0.0.1", port))
+    s:setmode("b", "b")
+    s:settimeout(timeout or _M.TIMEOUT)
+    assert(s:xwrite(bytes, "bn"))
+    local chunks, data, err = {}
+    repeat
+        data, err = s:read(-4096)
+        chunks[#chunks + 1] = data
+    until not data
+    s:close()
+    return table.concat(chunks), err ~= nil
 end
 
 local WS = {}
