@@ -26,6 +26,8 @@ local table_remove, table_sort = table.remove, table.sort
 local traceback = debug.traceback
 
 local OK, ERROR, DECLINED = 0, -1, -5
+local LEVEL_NAMES = { [10] = "DEBUG", [20] = "INFO", [30] = "WARNING", [40] = "ERROR",
+    [50] = "CRITICAL" }
 
 local _M = {}
 
@@ -119,9 +121,15 @@ local function new_backend(rt)
 
     function b.log_write(level, logger, msg, handle, fields)
         local line = fields and cjson.decode(fields) or {}
-        line.level, line.logger, line.message = level, logger, msg
-        if handle and rt.clients[handle] then
-            line.connection_id = rt.clients[handle].conn.id
+        line.level, line.logger, line.message = LEVEL_NAMES[level] or level, logger, msg
+        -- as the core does: the connection's identity, from on_open (the
+        -- host's object) to on_close (the client's, once the host let go)
+        local client = handle and rt.clients[handle]
+        local conn = handle and (host.connection(handle) or client and client.conn)
+        if conn then
+            line.connection_id, line.session_uuid = conn.id, conn.session_uuid
+            line.request_id, line.remote_addr = conn.request_id, conn.remote_addr
+            line.user_agent = conn.user_agent
         end
         rt.logs[#rt.logs + 1] = line
     end

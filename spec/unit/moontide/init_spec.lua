@@ -44,9 +44,37 @@ describe("moontide", function()
         local line = rt.logs[#rt.logs]
         assert.equal("something happened", line.message)
         assert.equal("spec", line.logger)
-        assert.equal(30, line.level)
+        assert.equal("WARNING", line.level) -- the name, as on the server
         assert.equal(3, line.n)
         assert.equal(conn.id, line.connection_id)
+        assert.equal(conn.session_uuid, line.session_uuid)
+    end)
+
+    it("logs the connection's identity from on_open, as the server does", function()
+        package.preload["routes"] = function()
+            return { { path = "/ws/greet/", handler = "handlers.greet" } }
+        end
+        package.preload["handlers.greet"] = function()
+            local log = moontide.logger("handlers.greet")
+            return {
+                on_open = function(c) log.info("joined", { conn = c }) end,
+                on_close = function(c, code) log.info("left", { conn = c, code = code }) end,
+            }
+        end
+        finally(function()
+            package.preload["routes"], package.preload["handlers.greet"] = nil, nil
+            package.loaded["routes"], package.loaded["handlers.greet"] = nil, nil
+        end)
+        rt = testing.new()
+        local greeted = assert(rt:connect("/ws/greet/"))
+        assert.is_false(greeted.closed)
+        greeted:close(1000)
+        rt:assert_no_errors()
+        local joined, left = rt.logs[#rt.logs - 1], rt.logs[#rt.logs]
+        assert.same({ "joined", "INFO", greeted.conn.id }, { joined.message, joined.level,
+            joined.connection_id })
+        assert.same({ "left", 1000, greeted.conn.id }, { left.message, left.code,
+            left.connection_id })
     end)
 
     it("drops log lines below the threshold", function()
