@@ -75,6 +75,8 @@ function _M.on_message(conn, text)
     elseif kind == "heartbeat" then
         count_message("heartbeat")
         conn:send(HEARTBEAT_ACK)
+    elseif kind == nil and text:find("^%s*%[") then
+        conn:send(ERR_INVALID) -- cjson decodes an array to a table too
     else
         conn:send(ERR_UNKNOWN)
     end

@@ -67,6 +67,13 @@ describe("handlers.chat", function()
         assert.same({ type = "error", error = "invalid_message" }, a:receive())
         a:send_json({ type = "message", text = { nested = true } })
         assert.same({ type = "error", error = "invalid_message" }, a:receive())
+        -- arrays decode to tables too, but are not objects
+        for _, text in ipairs({ "[1,2]", " [] ", '[{"type":"message"}]', '"str"', "null" }) do
+            a:send(text)
+            assert.same({ type = "error", error = "invalid_message" }, a:receive(), text)
+        end
+        a:send("{}") -- an object without a type
+        assert.same({ type = "error", error = "unknown_type" }, a:receive())
     end)
 
     it("stops delivering to a client that left", function()
