@@ -401,7 +401,7 @@ static void route(mt_runtime_t *rt, mt_http_txn_t *txn, int mi, const char *path
             which = i;
     if (which < 0) {
         char pattern[64];
-        if (mt_script_match(rt, path, strlen(path), pattern, sizeof pattern)) {
+        if (mt_script_match(rt, path, strlen(path), NULL, pattern, sizeof pattern, NULL, 0)) {
             snprintf(txn->endpoint, sizeof txn->endpoint, "%s", pattern);
             txn->status = 426;
             error_body(&txn->body, "upgrade_required", 426);

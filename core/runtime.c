@@ -73,6 +73,13 @@ static const struct lws_protocols protocols[] = {
      .per_session_data_size = sizeof(void *),
      .rx_buffer_size = 1024,
      .tx_packet_size = 64 * 1024},
+    /* The same again under a name no client can send: upgrades that offer
+     * subprotocols are bound to it (ws.c explains why). */
+    {.name = MT_WS_OFFER_PROTOCOL,
+     .callback = mt_lws_callback,
+     .per_session_data_size = sizeof(void *),
+     .rx_buffer_size = 1024,
+     .tx_packet_size = 64 * 1024},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 /* Makes "moontide" the protocol of every upgrade, whatever the client

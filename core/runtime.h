@@ -29,6 +29,7 @@
 #include "script.h"
 #include "stats.h"
 #include "watch.h"
+#include "ws.h"
 
 #include <libwebsockets.h>
 #include <uv.h>
@@ -68,6 +69,7 @@ typedef struct mt_runtime {
     double startup_seconds;
     int listen_port;
     mt_buf_t coalesce;       /* ws.c: several queued frames, one write */
+    mt_ws_upgrade_t upgrade; /* ws.c: the handshake in progress */
     uint64_t redis_requests; /* ids of scripts' Redis commands */
     double drain_started;    /* monotonic */
     int draining;

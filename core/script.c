@@ -297,38 +297,54 @@ void mt_script_free(mt_runtime_t *rt)
     rt->script.reload_error = NULL;
 }
 
-int mt_script_match(mt_runtime_t *rt, const char *path, size_t len, char *pattern,
-                    size_t patlen)
+/* Copies the string at stack index idx into out[outlen] ("" if not one). */
+static void copy_string(lua_State *L, int idx, char *out, size_t outlen)
+{
+    size_t n = 0;
+    const char *p = lua_tolstring(L, idx, &n);
+    if (!p || !outlen) {
+        if (outlen)
+            out[0] = '\0';
+        return;
+    }
+    if (n >= outlen)
+        n = outlen - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+int mt_script_match(mt_runtime_t *rt, const char *path, size_t len, const char *offered,
+                    char *pattern, size_t patlen, char *chosen, size_t chosenlen)
 {
     lua_State *L = rt->script.L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_match);
     lua_pushlstring(L, path, len);
-    if (call(rt, 1, 1, 1) != 0) {
+    if (offered)
+        lua_pushstring(L, offered);
+    else
+        lua_pushnil(L);
+    if (call(rt, 2, 2, 1) != 0) {
         report(rt, "match", NULL);
         return 0;
     }
-    size_t n;
-    const char *p = lua_tolstring(L, -1, &n);
-    int found = p != NULL;
-    if (found && patlen) {
-        if (n >= patlen)
-            n = patlen - 1;
-        memcpy(pattern, p, n);
-        pattern[n] = '\0';
-    }
-    lua_pop(L, 1);
+    int found = lua_isstring(L, -2);
+    if (found)
+        copy_string(L, -2, pattern, patlen);
+    if (chosen)
+        copy_string(L, -1, chosen, chosenlen);
+    lua_pop(L, 2);
     return found;
 }
 
 int mt_script_open(mt_runtime_t *rt, mt_conn_t *c, const char *path, const char *query,
-                   const char *origin)
+                   const char *origin, const char *protocol)
 {
     lua_State *L = rt->script.L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_open);
     lua_pushnumber(L, (lua_Number)c->id);
     lua_pushstring(L, path);
     lua_pushstring(L, query);
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     lua_pushstring(L, c->connection_id);
     lua_setfield(L, -2, "connection_id");
     lua_pushstring(L, c->session_uuid);
@@ -341,6 +357,10 @@ int mt_script_open(mt_runtime_t *rt, mt_conn_t *c, const char *path, const char 
     lua_setfield(L, -2, "user_agent");
     lua_pushstring(L, origin);
     lua_setfield(L, -2, "origin");
+    if (protocol && protocol[0]) {
+        lua_pushstring(L, protocol);
+        lua_setfield(L, -2, "protocol");
+    }
     if (call(rt, 4, 1, 1) != 0) {
         report(rt, "on_open", c);
         return -1;

@@ -84,13 +84,17 @@ void mt_script_free(struct mt_runtime *rt);
 /**
  * Matches a request path against the WebSocket routes. Returns 1 and the
  * route's pattern (e.g. "/ws/chat/{room}/") in pattern[patlen], or 0.
+ * offered (may be NULL) is the client's Sec-WebSocket-Protocol list; the
+ * subprotocol the route accepts from it is written to chosen[chosenlen]
+ * ("" for none; chosen may be NULL).
  */
-int mt_script_match(struct mt_runtime *rt, const char *path, size_t len, char *pattern,
-                    size_t patlen);
-/** Runs the route's on_open; sets c->binary_ok from the route. 0, or -1
+int mt_script_match(struct mt_runtime *rt, const char *path, size_t len, const char *offered,
+                    char *pattern, size_t patlen, char *chosen, size_t chosenlen);
+/** Runs the route's on_open; sets c->binary_ok from the route. protocol
+ *  is the subprotocol chosen at the upgrade ("" or NULL: none). 0, or -1
  *  if it raised (logged, counted). */
 int mt_script_open(struct mt_runtime *rt, struct mt_conn *c, const char *path,
-                   const char *query, const char *origin);
+                   const char *query, const char *origin, const char *protocol);
 /** Runs on_message with one complete message. Errors are logged and
  *  counted; an event stopped by the budget closes the connection (1011). */
 void mt_script_message(struct mt_runtime *rt, struct mt_conn *c, const char *data, size_t len,

@@ -117,6 +117,94 @@ uint32_t mt_ws_drain_step(mt_runtime_t *rt)
     return ds.open;
 }
 
+/*
+ * Subprotocols (RFC 6455 4.2.2). lws 4.1 binds an upgrade that offers
+ * Sec-WebSocket-Protocol to the first offered name that equals the name of
+ * one of its lws protocols, drops the socket without a response when none
+ * does, and answers with that lws protocol's name. moontide decides per
+ * route instead (routes.lua: protocols = {...}), so before lws looks:
+ * the route's choice is made here, and the spare lws protocol
+ * MT_WS_OFFER_PROTOCOL (lws keeps its own copy of the protocol table, in
+ * its heap) is renamed to the client's first offer, found with lws's own
+ * tokenizer and flags, so that lws binds it. The answer lws then writes is
+ * corrected in ADD_HEADERS: the chosen subprotocol, or no header at all
+ * when the route accepts none of the offers (the client decides what to do,
+ * as the RFC says). Lists lws cannot take (over 126 bytes, a first name of
+ * 64 or more, malformed) would be dropped by it: they get 400 here.
+ */
+static int take_offer(struct lws *wsi, mt_ws_upgrade_t *up)
+{
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+    if (total <= 0)
+        return 0;
+    if (total >= (int)sizeof up->offer - 1 ||
+        lws_hdr_copy(wsi, up->offer, sizeof up->offer, WSI_TOKEN_PROTOCOL) < 0)
+        return -1;
+    up->offered = 1;
+    if (!up->pcol)
+        up->pcol = (struct lws_protocols *)lws_vhost_name_to_protocol(lws_get_vhost(wsi),
+                                                                        MT_WS_OFFER_PROTOCOL);
+    if (!up->pcol)
+        return -1;
+    struct lws_tokenize ts;
+    lws_tokenize_init(&ts, up->offer,
+                      LWS_TOKENIZE_F_COMMA_SEP_LIST | LWS_TOKENIZE_F_MINUS_NONTERM |
+                          LWS_TOKENIZE_F_DOT_NONTERM | LWS_TOKENIZE_F_RFC7230_DELIMS);
+    ts.len = strlen(up->offer);
+    for (;;) {
+        lws_tokenize_elem e = lws_tokenize(&ts);
+        if (e == LWS_TOKZE_DELIMITER)
+            continue;
+        if (e != LWS_TOKZE_TOKEN ||
+            lws_tokenize_cstr(&ts, up->pcol_name, sizeof up->pcol_name) != 0)
+            return -1;
+        up->pcol->name = up->pcol_name;
+        return 0;
+    }
+}
+
+/* Corrects lws's Sec-WebSocket-Protocol answer (see take_offer). */
+static int answer_offer(const mt_ws_upgrade_t *up, struct lws_process_html_args *args)
+{
+    static const char name[] = "\r\nSec-WebSocket-Protocol: ";
+    size_t nl = sizeof name - 1;
+    /* lws wrote it shortly before args->p: only the accept key's line and
+     * the extensions come between. */
+    char *at = NULL;
+    for (char *q = args->p - nl; q >= args->p - 512 && !at; q--)
+        if (memcmp(q, name, nl) == 0)
+            at = q;
+    if (!at)
+        return -1;
+    char *value = at + nl;
+    char *eol = memchr(value, '\r', (size_t)(args->p - value));
+    if (!eol)
+        return -1;
+    size_t tail = (size_t)(args->p - eol);
+    if (!up->protocol[0]) { /* none accepted: no header */
+        memmove(at, eol, tail);
+        args->p -= eol - at;
+        args->max_len += (int)(eol - at);
+        return 0;
+    }
+    int grow = (int)strlen(up->protocol) - (int)(eol - value);
+    if (grow > args->max_len)
+        return -1;
+    memmove(eol + grow, eol, tail);
+    memcpy(value, up->protocol, strlen(up->protocol));
+    args->p += grow;
+    args->max_len -= grow;
+    return 0;
+}
+
+/* Ends the handshake's use of the upgrade record. */
+static void upgrade_done(mt_ws_upgrade_t *up)
+{
+    up->wsi = NULL;
+    if (up->pcol)
+        up->pcol->name = MT_WS_OFFER_PROTOCOL;
+}
+
 /* Refuses an upgrade before the handshake with an HTTP error response;
  * returns what CONFIRM_UPGRADE expects after a response was written. */
 static int refuse(mt_runtime_t *rt, struct lws *wsi, int status, const char *error,
@@ -126,6 +214,7 @@ static int refuse(mt_runtime_t *rt, struct lws *wsi, int status, const char *err
     mt_http_request_id(rt, wsi, rid);
     rt->stats.errors[MT_ERR_CONNECTION_FAILED]++;
     mt_http_refuse(rt, wsi, status, error, endpoint, rid);
+    upgrade_done(&rt->upgrade);
     return 1;
 }
 
@@ -133,11 +222,18 @@ static int refuse(mt_runtime_t *rt, struct lws *wsi, int status, const char *err
  * proper HTTP response and no WebSocket ever exists for it. */
 static int on_confirm_upgrade(mt_runtime_t *rt, struct lws *wsi)
 {
+    mt_ws_upgrade_t *up = &rt->upgrade;
+    up->wsi = wsi;
+    up->offered = 0;
+    up->protocol[0] = up->offer[0] = '\0';
     char path[512];
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
         return refuse(rt, wsi, 400, "bad_request", "other");
+    if (take_offer(wsi, up) != 0)
+        return refuse(rt, wsi, 400, "bad_protocol_header", "other");
     char pattern[64];
-    if (!mt_script_match(rt, path, strlen(path), pattern, sizeof pattern))
+    if (!mt_script_match(rt, path, strlen(path), up->offered ? up->offer : NULL, pattern,
+                         sizeof pattern, up->protocol, sizeof up->protocol))
         return refuse(rt, wsi, 404, "not_found", "other");
     if (rt->cfg.allowed_origins.n) {
         char *origin = mt_http_header_dup(wsi, WSI_TOKEN_ORIGIN, 256);
@@ -172,13 +268,21 @@ static void on_established(mt_runtime_t *rt, struct lws *wsi, void *user)
     lws_hdr_copy(wsi, query, sizeof query, WSI_TOKEN_HTTP_URI_ARGS);
     char *origin = mt_http_header_dup(wsi, WSI_TOKEN_ORIGIN, 256);
 
+    const mt_ws_upgrade_t *up = rt->upgrade.wsi == wsi ? &rt->upgrade : NULL;
+    const char *protocol = up ? up->protocol : "";
     mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.ws", "WebSocket connected", 19);
     if (b) {
         mt_conn_log_fields(c, b);
         mt_json_kv_cstr(b, "path", path);
+        if (protocol[0])
+            mt_json_kv_cstr(b, "protocol", protocol);
+        else if (up && up->offered) /* none accepted: the client decides */
+            mt_json_kv_cstr(b, "protocols_not_accepted", up->offer);
         mt_log_end(&rt->log);
     }
-    if (mt_script_open(rt, c, path, query, origin) != 0)
+    int rc = mt_script_open(rt, c, path, query, origin, protocol);
+    upgrade_done(&rt->upgrade);
+    if (rc != 0)
         mt_ws_close(rt, c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", 14);
     free(origin);
 }
@@ -462,6 +566,14 @@ int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return on_confirm_upgrade(rt, wsi);
+    case LWS_CALLBACK_ADD_HEADERS:
+        if (rt->upgrade.wsi == wsi && rt->upgrade.offered &&
+            answer_offer(&rt->upgrade, in) != 0) {
+            mt_log_msg(&rt->log, MT_LOG_ERROR, "moontide.ws",
+                       "cannot answer the subprotocol offer: upgrade refused");
+            return -1;
+        }
+        return 0;
     case LWS_CALLBACK_ESTABLISHED:
         if (!user)
             return -1;

@@ -27,6 +27,27 @@
 
 struct mt_runtime;
 
+/* The lws protocol every upgrade that offers Sec-WebSocket-Protocol is
+ * bound to (see ws.c). Its name has a space so no client can name it; ws.c
+ * renames it, for the length of one handshake, to the client's first
+ * offer. */
+#define MT_WS_OFFER_PROTOCOL "moontide offer"
+
+/*
+ * The upgrade being handshaken. lws runs CONFIRM_UPGRADE, the response
+ * headers (ADD_HEADERS) and ESTABLISHED for one connection in one call, so
+ * one record, checked against the wsi, carries the route's decision
+ * through them.
+ */
+typedef struct mt_ws_upgrade {
+    struct lws *wsi;
+    int offered;        /* the client sent Sec-WebSocket-Protocol */
+    char protocol[64];  /* the subprotocol chosen for it; "" for none */
+    char offer[128];    /* what the client offered */
+    struct lws_protocols *pcol; /* lws's copy of MT_WS_OFFER_PROTOCOL */
+    char pcol_name[64];         /* its name during a handshake */
+} mt_ws_upgrade_t;
+
 /** The one lws protocol callback; HTTP reasons go to http.c. */
 int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);

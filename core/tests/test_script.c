@@ -63,9 +63,9 @@ int main(int argc, char **argv)
     CHECK(rt.script.generation == 1);
 
     char pattern[64];
-    CHECK(mt_script_match(&rt, "/ws/chat/lobby/", 15, pattern, sizeof pattern) == 1);
+    CHECK(mt_script_match(&rt, "/ws/chat/lobby/", 15, NULL, pattern, sizeof pattern, NULL, 0) == 1);
     CHECK_STR(pattern, "/ws/chat/{room}/");
-    CHECK(mt_script_match(&rt, "/nope", 5, pattern, sizeof pattern) == 0);
+    CHECK(mt_script_match(&rt, "/nope", 5, NULL, pattern, sizeof pattern, NULL, 0) == 0);
 
     /* Guards nest, and leaving one restores what was there. */
     mt_script_guard_t outer = mt_script_guard_enter(&rt.script, "outer");
@@ -88,7 +88,7 @@ int main(int argc, char **argv)
         int bad = luaL_dostring(rt.script.L, reenter_from_lua) != 0;
         bad |= rt.stats.errors[MT_ERR_HANDLER] != 3;
         bad |= rt.script.ffi_entry != NULL;
-        bad |= mt_script_match(&rt, "/ws/chat/lobby/", 15, pattern, sizeof pattern) != 1;
+        bad |= mt_script_match(&rt, "/ws/chat/lobby/", 15, NULL, pattern, sizeof pattern, NULL, 0) != 1;
         _exit(bad ? 3 : 0);
     }
     int status = 0;

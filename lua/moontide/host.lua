@@ -19,7 +19,10 @@
 --
 -- Routes come from the `routes` module in the scripts directory: a list
 -- of { path = "/ws/chat/{room}/", handler = "handlers.chat" } (add
--- binary = true to accept binary messages; otherwise they close 1003). A `{name}`
+-- binary = true to accept binary messages; otherwise they close 1003; add
+-- protocols = { "chat.v2", "chat.v1" } to accept those subprotocols: a
+-- client offering Sec-WebSocket-Protocol gets the first of its offers the
+-- route accepts, as conn.protocol, or none, per RFC 6455). A `{name}`
 -- segment matches unreserved URL characters ([%w_.~-]+) and is passed to
 -- the handler in conn.params.name. A handler module returns a table with
 -- any of on_open(conn, request), on_message(conn, data, is_binary) and
@@ -104,6 +107,24 @@ local function load_health()
     return mod
 end
 
+-- A route's subprotocols as a set; raises unless each is an RFC 7230 token.
+local function protocol_set(protocols, i)
+    if protocols == nil then
+        return nil
+    end
+    if type(protocols) ~= "table" then
+        error("route " .. i .. ": protocols must be a list of subprotocol names", 0)
+    end
+    local set = {}
+    for _, name in ipairs(protocols) do
+        if type(name) ~= "string" or not name:find("^[!#$%%&'*+%-.^_`|~%w]+$") then
+            error("route " .. i .. ": " .. tostring(name) .. " is not a subprotocol name", 0)
+        end
+        set[name] = true
+    end
+    return set
+end
+
 --- Loads the route table and every handler it names; returns them
 -- compiled, or raises with the offending file in the message.
 local function load_routes()
@@ -124,6 +145,7 @@ local function load_routes()
             names = names,
             handler_name = r.handler,
             binary = r.binary,
+            protocols = protocol_set(r.protocols, i),
             handler = load_handler(r.handler),
         }
     end
@@ -273,10 +295,22 @@ local function find(path)
     end
 end
 
---- The route pattern a path matches, or nil.
-function _M.match(path)
+--- The route pattern a path matches, or nil. With offered (the client's
+-- Sec-WebSocket-Protocol list), also the subprotocol chosen for it: the
+-- first offered name the route accepts, or nil.
+function _M.match(path, offered)
     local r = find(path)
-    return r and r.path or nil
+    if not r then
+        return nil
+    end
+    if offered and r.protocols then
+        for name in offered:gmatch("[^,%s]+") do
+            if r.protocols[name] then
+                return r.path, name
+            end
+        end
+    end
+    return r.path, nil
 end
 
 --- A connection was established: make its object, run on_open. Returns
@@ -296,6 +330,7 @@ function _M.open(handle, path, query, info)
         query = query,
         params = params,
         route = r.path,
+        protocol = info.protocol,
     })
     conn._route = r
     conns[handle] = conn
@@ -309,6 +344,7 @@ function _M.open(handle, path, query, info)
             remote_addr = info.remote_addr,
             user_agent = info.user_agent,
             request_id = info.request_id,
+            protocol = info.protocol,
         })
     end
     return r.binary == true

@@ -412,10 +412,13 @@ end
 
 --- Opens a connection to path. Returns the client, or nil and "not_found"
 -- when no route matches. info may set remote_addr, user_agent, origin,
--- request_id, query.
+-- request_id, query, and protocols (the subprotocols the client offers;
+-- the route's choice is then conn.protocol, as on the server).
 function Runtime:connect(path, info)
     info = info or {}
-    if not host.match(path) then
+    local offered = info.protocols and table.concat(info.protocols, ", ")
+    local route, protocol = host.match(path, offered)
+    if not route then
         self.counters.errors.connection_failed = (self.counters.errors.connection_failed or 0) + 1
         return nil, "not_found"
     end
@@ -432,6 +435,7 @@ function Runtime:connect(path, info)
         remote_addr = info.remote_addr or "127.0.0.1",
         user_agent = info.user_agent or "moontide.testing",
         origin = info.origin,
+        protocol = protocol,
     })
     c.conn = host.connection(handle)
     if not ok and not c.closing then

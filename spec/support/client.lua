@@ -64,10 +64,11 @@ end
 local WS = {}
 WS.__index = WS
 
---- Opens a WebSocket. Returns the client, or nil and the error (e.g.
--- "status code not 101").
-function _M.ws(url, headers)
-    local ws = websocket.new_from_uri(url)
+--- Opens a WebSocket, offering protocols (a list of subprotocols) if
+-- given. Returns the client (ws.ws.protocol: the one the server chose),
+-- or nil and the error (e.g. "status code not 101").
+function _M.ws(url, headers, protocols)
+    local ws = websocket.new_from_uri(url, protocols)
     for k, v in pairs(headers or {}) do
         ws.request.headers:upsert(k, v)
     end

@@ -13,6 +13,39 @@ describe("moontide.host", function()
         assert.is_nil(host.match("/other"))
     end)
 
+    it("chooses a subprotocol the route accepts, in the client's order", function()
+        package.preload.routes = function()
+            return {
+                { path = "/ws/v/{room}/", handler = "handlers.chat",
+                  protocols = { "chat.v2", "chat.v1" } },
+                { path = "/ws/plain/{room}/", handler = "handlers.chat" },
+            }
+        end
+        finally(function()
+            package.preload.routes, package.loaded.routes = nil, nil
+        end)
+        local rt = testing.new()
+        local v, plain = "/ws/v/{room}/", "/ws/plain/{room}/"
+        assert.same({ v, "chat.v1" }, { host.match("/ws/v/a/", "chat.v1, chat.v2") })
+        assert.same({ v, "chat.v2" }, { host.match("/ws/v/a/", "x,chat.v2") })
+        assert.same({ v }, { host.match("/ws/v/a/", "x, y") })
+        assert.same({ plain }, { host.match("/ws/plain/a/", "chat.v1") })
+        assert.equal("chat.v2", rt:connect("/ws/v/a/", { protocols = { "chat.v2" } }).conn.protocol)
+        assert.is_nil(rt:connect("/ws/v/a/", { protocols = { "other" } }).conn.protocol)
+        assert.is_nil(rt:connect("/ws/v/a/").conn.protocol)
+        rt:assert_no_errors()
+    end)
+
+    it("refuses routes whose protocols are not subprotocol names", function()
+        package.preload.routes = function()
+            return { { path = "/ws/v/{room}/", handler = "handlers.chat", protocols = { "a b" } } }
+        end
+        finally(function()
+            package.preload.routes, package.loaded.routes = nil, nil
+        end)
+        assert.has_error(function() testing.new() end, "route 1: a b is not a subprotocol name")
+    end)
+
     it("gives the handler its params, request and a state table", function()
         local rt = testing.new()
         local c = rt:connect("/ws/chat/room42/", { remote_addr = "203.0.113.7",
