@@ -19,7 +19,7 @@
  * past plain memory; the series and clock accessors touch nothing else.
  */
 #define MT_FFI_GUARD(rt)                                                                        \
-    mt_script_guard_t ffi_guard_ __attribute__((cleanup(mt_script_guard_leave))) =             \
+    mt_script_guard_t ffi_guard_ __attribute__((cleanup(mt_script_guard_leave), unused)) =     \
         mt_script_guard_enter(&(rt)->script, __func__)
 
 /* Every definition below is exported for the FFI; declare them visible. */
