@@ -34,6 +34,7 @@ typedef struct mt_conn {
     mt_buf_t rx; /* reassembly of a message that spans callbacks */
     mt_membership_t *groups;
     uint16_t ngroups, capgroups;
+    uint32_t flush_slot;      /* 1 + index in the flush list; 0: not listed */
     uint16_t close_code;      /* set when the server asked to close */
     uint16_t peer_close_code; /* what the peer's close frame said */
     unsigned closing : 1;     /* no more sends; close once the queue drains */

@@ -201,6 +201,7 @@ static void finish(mt_runtime_t *rt, const char *why)
     close_handle((uv_handle_t *)&rt->sig_term);
     close_handle((uv_handle_t *)&rt->sig_int);
     close_handle((uv_handle_t *)&rt->sig_hup);
+    mt_ws_stop(rt);
     mt_timers_stop_all(rt);
     mt_instruments_close(rt);
     mt_watch_stop(rt);
@@ -250,6 +251,7 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
     rt->sweep.data = rt;
     uv_unref((uv_handle_t *)&rt->sweep);
     uv_timer_start(&rt->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    mt_ws_start(rt);
     uv_signal_t *sigs[] = {&rt->sig_term, &rt->sig_int, &rt->sig_hup};
     int signums[] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -318,6 +320,7 @@ void mt_runtime_free(mt_runtime_t *rt)
     }
     if (rt->loop.data) {
         /* After a failed start, finish() never ran: close what did start. */
+        mt_ws_stop(rt);
         mt_instruments_close(rt);
         mt_watch_stop(rt);
         mt_channel_close(rt);
@@ -333,7 +336,7 @@ void mt_runtime_free(mt_runtime_t *rt)
     mt_handles_free(&rt->conns);
     mt_groups_free(&rt->groups);
     mt_metrics_free(&rt->metrics);
-    mt_buf_free(&rt->coalesce);
+    mt_ws_free(rt);
     mt_config_free(&rt->cfg);
     mt_log_free(&rt->log);
     current = NULL;

@@ -68,8 +68,7 @@ typedef struct mt_runtime {
     double started_mono; /* monotonic, process start */
     double startup_seconds;
     int listen_port;
-    mt_buf_t coalesce;       /* ws.c: several queued frames, one write */
-    mt_ws_upgrade_t upgrade; /* ws.c: the handshake in progress */
+    mt_ws_t ws;
     uint64_t redis_requests; /* ids of scripts' Redis commands */
     double drain_started;    /* monotonic */
     int draining;

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WRITES_PER_CALLBACK 16 /* frames written per writable callback */
 #define COALESCE_MAX (64 * 1024) /* bytes of small frames sent in one write */
 
 /* Connections driven without a socket (the fuzz target) have no wsi. */
@@ -17,10 +16,26 @@ static void want_writable(mt_conn_t *c)
         lws_callback_on_writable(c->wsi);
 }
 
+/* Lists the connection for this turn's flush phase (once). */
+static void want_flush(mt_ws_t *ws, mt_conn_t *c)
+{
+    if (c->flush_slot)
+        return;
+    if (ws->npending == ws->cappending) {
+        ws->cappending = ws->cappending ? ws->cappending * 2 : 64;
+        ws->pending = mt_xrealloc(ws->pending, ws->cappending * sizeof *ws->pending);
+    }
+    ws->pending[ws->npending++] = c;
+    c->flush_slot = ws->npending;
+}
+
 static mt_conn_t *conn_of(void *user)
 {
     return user ? *(mt_conn_t **)user : NULL;
 }
+
+static int start_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, size_t len,
+                       int now);
 
 /* The drop_oldest policy: make room by dropping the oldest queued frames.
  * Returns 1 when f now fits, 0 when it is larger than the whole bound. */
@@ -55,13 +70,11 @@ void mt_ws_enqueue(mt_runtime_t *rt, mt_conn_t *c, mt_frame_t *f)
             mt_json_kv_int(b, "queued_frames", c->q.len);
             mt_log_end(&rt->log);
         }
-        mt_sendq_clear(&c->q);
-        mt_ws_close(rt, c, 1013 /* try again later */, "send queue overflow", 19);
+        start_close(rt, c, 1013 /* try again later */, "send queue overflow", 19, 1);
         return;
     }
     mt_sendq_push(&c->q, f);
-    if (c->q.len == 1)
-        want_writable(c);
+    want_flush(&rt->ws, c);
     /* No read pausing (lws_rx_flow_control): on Debian's lws 4.1,
      * re-enabling reads from the writable callback closes the connection
      * (seen here; lws issues 1550, 1558). A client that sends faster than
@@ -69,9 +82,18 @@ void mt_ws_enqueue(mt_runtime_t *rt, mt_conn_t *c, mt_frame_t *f)
      * optional rate limit. */
 }
 
-int mt_ws_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, size_t len)
+/*
+ * Starts a close. lws writes the close frame from the reason stored here
+ * when it closes the connection (and cannot when it still holds output
+ * the peer has not taken: then it flushes for up to 5 s and drops the
+ * socket). now: the peer is not reading (a send-queue overflow, a
+ * heartbeat timeout), so close at once; otherwise the close follows the
+ * queued frames, from the writable callback, with a timer as backstop so
+ * that a peer which stops reading cannot hold it open.
+ */
+static int start_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, size_t len,
+                       int now)
 {
-    (void)rt;
     if (c->closing || c->closed)
         return MT_DECLINED;
     c->closing = 1;
@@ -80,8 +102,25 @@ int mt_ws_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, si
         len = 123;
     free(c->close_reason);
     c->close_reason = len ? mt_xstrndup(reason, len) : NULL;
-    want_writable(c);
+    if (!c->wsi)
+        return MT_OK;
+    lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason, len);
+    if (now) {
+        mt_sendq_clear(&c->q);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return MT_OK;
+    }
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, (int)(rt->cfg.heartbeat_timeout + 1));
+    if (c->q.len)
+        want_flush(&rt->ws, c); /* the frames first */
+    else
+        want_writable(c);
     return MT_OK;
+}
+
+int mt_ws_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, size_t len)
+{
+    return start_close(rt, c, code, reason, len, 0);
 }
 
 struct drain_step {
@@ -214,7 +253,7 @@ static int refuse(mt_runtime_t *rt, struct lws *wsi, int status, const char *err
     mt_http_request_id(rt, wsi, rid);
     rt->stats.errors[MT_ERR_CONNECTION_FAILED]++;
     mt_http_refuse(rt, wsi, status, error, endpoint, rid);
-    upgrade_done(&rt->upgrade);
+    upgrade_done(&rt->ws.upgrade);
     return 1;
 }
 
@@ -222,7 +261,7 @@ static int refuse(mt_runtime_t *rt, struct lws *wsi, int status, const char *err
  * proper HTTP response and no WebSocket ever exists for it. */
 static int on_confirm_upgrade(mt_runtime_t *rt, struct lws *wsi)
 {
-    mt_ws_upgrade_t *up = &rt->upgrade;
+    mt_ws_upgrade_t *up = &rt->ws.upgrade;
     up->wsi = wsi;
     up->offered = 0;
     up->protocol[0] = up->offer[0] = '\0';
@@ -268,7 +307,7 @@ static void on_established(mt_runtime_t *rt, struct lws *wsi, void *user)
     lws_hdr_copy(wsi, query, sizeof query, WSI_TOKEN_HTTP_URI_ARGS);
     char *origin = mt_http_header_dup(wsi, WSI_TOKEN_ORIGIN, 256);
 
-    const mt_ws_upgrade_t *up = rt->upgrade.wsi == wsi ? &rt->upgrade : NULL;
+    const mt_ws_upgrade_t *up = rt->ws.upgrade.wsi == wsi ? &rt->ws.upgrade : NULL;
     const char *protocol = up ? up->protocol : "";
     mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.ws", "WebSocket connected", 19);
     if (b) {
@@ -281,7 +320,7 @@ static void on_established(mt_runtime_t *rt, struct lws *wsi, void *user)
         mt_log_end(&rt->log);
     }
     int rc = mt_script_open(rt, c, path, query, origin, protocol);
-    upgrade_done(&rt->upgrade);
+    upgrade_done(&rt->ws.upgrade);
     if (rc != 0)
         mt_ws_close(rt, c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", 14);
     free(origin);
@@ -395,34 +434,114 @@ static void add_frame(mt_buf_t *b, const mt_frame_t *f)
     mt_buf_add(b, f->data + LWS_PRE, f->len);
 }
 
-/* With several frames queued, sends as many as fit in COALESCE_MAX in one
- * write (lws passes LWS_WRITE_RAW bytes through unframed): one syscall
- * instead of one per frame, for broadcast bursts and slow readers.
- * Returns frames written, 0 if the head frame is too large to coalesce,
- * or -1 on a write error. */
-static int write_coalesced(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
+/*
+ * Writes the queued frames, oldest first, while lws holds nothing back
+ * for the connection: a lone frame as it is (lws writes its header in the
+ * frame's headroom, so a shared broadcast frame is not copied), several
+ * coalesced into one LWS_WRITE_RAW write of up to COALESCE_MAX (headers
+ * built here). When the kernel takes only part of a write, lws keeps the
+ * rest and asks for POLLOUT itself; the rest of the queue then waits for
+ * the writable callback. Returns 0, or -1 on a write error.
+ */
+static int write_queue(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
 {
-    mt_buf_t *b = &rt->coalesce;
-    mt_buf_reset(b);
-    mt_buf_reserve(b, LWS_PRE);
-    b->len = LWS_PRE;
-    uint32_t n = 0;
-    while (n < c->q.len) {
-        const mt_frame_t *f = c->q.items[(c->q.head + n) % c->q.cap];
-        if (b->len - LWS_PRE + f->len + 10 > COALESCE_MAX)
-            break;
-        add_frame(b, f);
-        n++;
+    while (c->q.len && !lws_partial_buffered(wsi)) {
+        mt_frame_t *f = mt_sendq_peek(&c->q);
+        uint32_t n = 1;
+        if (c->q.len > 1 && f->len + 10 <= COALESCE_MAX) {
+            mt_buf_t *b = &rt->ws.coalesce;
+            mt_buf_reset(b);
+            mt_buf_reserve(b, LWS_PRE + COALESCE_MAX);
+            b->len = LWS_PRE;
+            for (n = 0; n < c->q.len; n++) {
+                const mt_frame_t *g = c->q.items[(c->q.head + n) % c->q.cap];
+                if (b->len - LWS_PRE + g->len + 10 > COALESCE_MAX)
+                    break;
+                add_frame(b, g);
+            }
+            size_t len = b->len - LWS_PRE;
+            if (lws_write(wsi, (unsigned char *)b->data + LWS_PRE, len, LWS_WRITE_RAW) < (int)len)
+                return -1;
+        } else if (lws_write(wsi, mt_frame_payload(f), f->len,
+                             f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)f->len) {
+            return -1;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            mt_sendq_pop(&c->q);
+        rt->stats.messages[MT_MSG_SENT] += n;
     }
-    if (n < 2)
-        return 0;
-    size_t len = b->len - LWS_PRE;
-    if (lws_write(wsi, (unsigned char *)b->data + LWS_PRE, len, LWS_WRITE_RAW) < (int)len)
-        return -1;
-    for (uint32_t i = 0; i < n; i++)
-        mt_sendq_pop(&c->q);
-    rt->stats.messages[MT_MSG_SENT] += n;
-    return (int)n;
+    return 0;
+}
+
+/* After writing: what is left (frames the kernel did not take, a ping, a
+ * close) continues in the writable callback. */
+static void continue_later(mt_conn_t *c)
+{
+    if (c->q.len || c->ping_due || c->closing)
+        lws_callback_on_writable(c->wsi);
+}
+
+/* The flush phase: runs once per loop turn, after the I/O callbacks, and
+ * writes what each connection was given during the turn. */
+static void on_flush(uv_check_t *h)
+{
+    mt_runtime_t *rt = h->data;
+    mt_ws_t *ws = &rt->ws;
+    for (uint32_t i = 0; i < ws->npending; i++) {
+        mt_conn_t *c = ws->pending[i];
+        if (!c)
+            continue; /* closed since it was listed */
+        c->flush_slot = 0;
+        if (!c->wsi || c->closed)
+            continue;
+        if (write_queue(rt, c->wsi, c) != 0) {
+            /* The socket failed: lws closes it on its next pass. */
+            mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
+                                       "write failed: closing", 21);
+            if (b) {
+                mt_conn_log_fields(c, b);
+                mt_json_kv_int(b, "queued_frames", c->q.len);
+                mt_log_end(&rt->log);
+            }
+            mt_sendq_clear(&c->q);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        continue_later(c);
+    }
+    ws->npending = 0;
+}
+
+void mt_ws_start(mt_runtime_t *rt)
+{
+    uv_check_init(&rt->loop, &rt->ws.flush);
+    rt->ws.flush.data = rt;
+    uv_check_start(&rt->ws.flush, on_flush);
+    uv_unref((uv_handle_t *)&rt->ws.flush);
+}
+
+void mt_ws_stop(mt_runtime_t *rt)
+{
+    uv_handle_t *h = (uv_handle_t *)&rt->ws.flush;
+    if (!h->loop || uv_is_closing(h))
+        return;
+    uv_check_stop(&rt->ws.flush);
+    uv_close(h, NULL);
+}
+
+void mt_ws_forget(mt_runtime_t *rt, mt_conn_t *c)
+{
+    if (c->flush_slot)
+        rt->ws.pending[c->flush_slot - 1] = NULL;
+    c->flush_slot = 0;
+}
+
+void mt_ws_free(mt_runtime_t *rt)
+{
+    free(rt->ws.pending);
+    rt->ws.pending = NULL;
+    rt->ws.npending = rt->ws.cappending = 0;
+    mt_buf_free(&rt->ws.coalesce);
 }
 
 static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
@@ -435,48 +554,17 @@ static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
         c->ping_due = 0;
         if (lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
             return -1;
-        if (c->q.len) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
     }
-    if (c->q.len >= 2) {
-        int n = write_coalesced(rt, wsi, c);
-        if (n < 0)
-            return -1;
-        if (n > 0) {
-            if (c->q.len)
-                lws_callback_on_writable(wsi);
-            else if (c->closing)
-                lws_callback_on_writable(wsi); /* the close goes next time */
-            return 0;
-        }
-    }
-    for (int i = 0; i < WRITES_PER_CALLBACK && c->q.len; i++) {
-        mt_frame_t *f = mt_sendq_peek(&c->q);
-        int n = lws_write(wsi, mt_frame_payload(f), f->len,
-                          f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-        if (n < (int)f->len)
-            return -1;
-        mt_sendq_pop(&c->q);
-        rt->stats.messages[MT_MSG_SENT]++;
-        /* Another write is allowed only if lws holds nothing back (else
-         * Debian's _DEBUG lws asserts). lws_send_pipe_choked costs a poll()
-         * syscall, so ask only when there is another frame to write. */
-        if (c->q.len && lws_send_pipe_choked(wsi))
-            break;
-    }
-    if (c->q.len) {
+    if (write_queue(rt, wsi, c) != 0)
+        return -1;
+    if (c->q.len || lws_partial_buffered(wsi)) {
         lws_callback_on_writable(wsi);
         return 0;
     }
     if (c->closing) {
-        /* Debian's lws (a _DEBUG build) sends no close frame when a
-         * callback returns -1 after lws_close_reason; a synchronous kill
-         * through the timeout path does. */
-        const char *r = c->close_reason ? c->close_reason : "";
-        lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)r,
-                         strlen(r));
+        /* The reason was stored when the close started. Debian's lws (a
+         * _DEBUG build) sends no close frame when a callback returns -1;
+         * a synchronous kill through the timeout path does. */
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
     }
     return 0;
@@ -512,6 +600,7 @@ static void on_closed(mt_runtime_t *rt, mt_conn_t *c, void *user)
         mt_log_end(&rt->log);
     }
     *(mt_conn_t **)user = NULL;
+    mt_ws_forget(rt, c);
     mt_conn_free(&rt->conns, c);
     if (rt->draining && rt->conns.count == 0)
         mt_runtime_drained(rt);
@@ -541,8 +630,7 @@ static void sweep_one(void *obj, void *ud)
             mt_log_end(&rt->log);
         }
         /* The peer reads nothing: what is queued would never drain. */
-        mt_sendq_clear(&c->q);
-        mt_ws_close(rt, c, LWS_CLOSE_STATUS_GOINGAWAY, "heartbeat timeout", 17);
+        start_close(rt, c, LWS_CLOSE_STATUS_GOINGAWAY, "heartbeat timeout", 17, 1);
         return;
     }
     if (sw->now - c->last_seen >= rt->cfg.heartbeat_interval) {
@@ -567,8 +655,8 @@ int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return on_confirm_upgrade(rt, wsi);
     case LWS_CALLBACK_ADD_HEADERS:
-        if (rt->upgrade.wsi == wsi && rt->upgrade.offered &&
-            answer_offer(&rt->upgrade, in) != 0) {
+        if (rt->ws.upgrade.wsi == wsi && rt->ws.upgrade.offered &&
+            answer_offer(&rt->ws.upgrade, in) != 0) {
             mt_log_msg(&rt->log, MT_LOG_ERROR, "moontide.ws",
                        "cannot answer the subprotocol offer: upgrade refused");
             return -1;

@@ -7,8 +7,17 @@
  * draining or at max_connections 503, and no WebSocket exists.
  * Messages are reassembled up to max_message_bytes; past it the
  * connection is closed with 1009 and the rest is dropped unread.
- * Writes happen only in the writable callback. A close asked for by a
- * script or a policy takes effect after the queued frames are written.
+ *
+ * Writes are optimistic, as in every fast server: frames queued during a
+ * loop turn are written in one flush phase at the end of that turn (a
+ * libuv check handle, which runs right after the I/O callbacks), each
+ * connection's frames coalesced into one write, straight to the socket
+ * when lws holds nothing back for it. Only what the kernel refuses waits
+ * for the writable callback (asking lws for POLLOUT costs an epoll DEL +
+ * ADD on libuv, each time). Pings and closes go through the writable
+ * callback, after the frames queued before them; order per connection is
+ * kept. A close asked for by a script or a policy takes effect after the
+ * queued frames are written.
  *
  * Limits: a send-queue bound (close 1013, or drop the oldest frames), an
  * optional token-bucket message rate per connection (an error reply or a
@@ -24,6 +33,7 @@
 #include "frame.h"
 
 #include <libwebsockets.h>
+#include <uv.h>
 
 struct mt_runtime;
 
@@ -47,6 +57,24 @@ typedef struct mt_ws_upgrade {
     struct lws_protocols *pcol; /* lws's copy of MT_WS_OFFER_PROTOCOL */
     char pcol_name[64];         /* its name during a handshake */
 } mt_ws_upgrade_t;
+
+/* The WebSocket side's own state, one per runtime. */
+typedef struct mt_ws {
+    uv_check_t flush;        /* the flush phase, at the end of every loop turn */
+    mt_conn_t **pending;     /* connections given frames this turn (NULL: gone) */
+    uint32_t npending, cappending;
+    mt_buf_t coalesce;       /* several queued frames, one write */
+    mt_ws_upgrade_t upgrade; /* the handshake in progress */
+} mt_ws_t;
+
+/** Starts the flush phase on the loop; can't fail. */
+void mt_ws_start(struct mt_runtime *rt);
+/** Stops it (shutdown); the handle is closed on the loop. */
+void mt_ws_stop(struct mt_runtime *rt);
+/** Forgets a connection that is about to be freed (its flush listing). */
+void mt_ws_forget(struct mt_runtime *rt, mt_conn_t *c);
+/** Frees what mt_ws_start and the connections' traffic allocated. */
+void mt_ws_free(struct mt_runtime *rt);
 
 /** The one lws protocol callback; HTTP reasons go to http.c. */
 int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

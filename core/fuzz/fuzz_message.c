@@ -82,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (conn->closing) { /* too large, or a handler closed it: start over */
         mt_channel_leave_all(&rt, conn);
         mt_script_close(&rt, conn, conn->close_code, conn->close_reason);
+        mt_ws_forget(&rt, conn);
         mt_conn_free(&rt.conns, conn);
         conn = open_conn();
     }
