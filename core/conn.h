@@ -26,17 +26,20 @@ typedef struct mt_membership {
     uint32_t index; /* position in group->members */
 } mt_membership_t;
 
-/* One per open WebSocket, from ESTABLISHED until its close has run. */
+/* One per open WebSocket, from ESTABLISHED until its close has run.
+ * Kept small: thousands of idle ones are the common case, so ids and the
+ * address are stored as bytes and formatted when written out. */
 typedef struct mt_conn {
     uint64_t id; /* handle for Lua; never 0 */
     struct lws *wsi;
     mt_sendq_t q;
     mt_buf_t rx; /* reassembly of a message that spans callbacks */
-    mt_membership_t *groups;
+    mt_membership_t *groups; /* group0 until a second group is joined */
+    mt_membership_t group0;
     uint16_t ngroups, capgroups;
-    uint32_t flush_slot;      /* 1 + index in the flush list; 0: not listed */
     uint16_t close_code;      /* set when the server asked to close */
     uint16_t peer_close_code; /* what the peer's close frame said */
+    uint32_t flush_slot;      /* 1 + index in the flush list; 0: not listed */
     unsigned closing : 1;     /* no more sends; close once the queue drains */
     unsigned closed : 1;      /* lws reported the close; events are over */
     unsigned rx_discard : 1;  /* rest of an oversize message is dropped */
@@ -48,12 +51,22 @@ typedef struct mt_conn {
     double ping_sent;  /* monotonic: when a heartbeat ping was decided; 0: none */
     double tokens;     /* rate limit bucket */
     double tokens_at;  /* monotonic: last refill */
-    char connection_id[MT_UUID_LEN + 1];
-    char session_uuid[MT_UUID_LEN + 1];
-    char request_id[65];
-    char remote_addr[MT_ADDR_MAX];
+    mt_uuid_t connection_id, session_uuid;
+    mt_addr_t remote_addr;
+    char *request_id; /* the client's X-Request-ID; NULL: the connection_id stands in */
     char *user_agent;
 } mt_conn_t;
+
+/* The identity fields of a connection, by number (shared with Lua's
+ * moontide.CORE_FIELDS). */
+enum {
+    MT_CONN_ID,
+    MT_CONN_SESSION_UUID,
+    MT_CONN_REQUEST_ID,
+    MT_CONN_REMOTE_ADDR,
+    MT_CONN_USER_AGENT,
+    MT_CONN__FIELDS
+};
 
 /** A new zeroed connection filed under a fresh handle; can't fail. */
 mt_conn_t *mt_conn_new(mt_handles_t *conns);
@@ -62,5 +75,10 @@ void mt_conn_free(mt_handles_t *conns, mt_conn_t *c);
 
 /** Appends the connection's identity fields to a log line or JSON object. */
 void mt_conn_log_fields(const mt_conn_t *c, mt_buf_t *b);
+/**
+ * Writes identity field f (MT_CONN_*) as text into out[len] (NUL included,
+ * truncated to fit). Returns its length, or -1 for an unknown field.
+ */
+int mt_conn_field(const mt_conn_t *c, int f, char *out, size_t len);
 
 #endif

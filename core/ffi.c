@@ -74,6 +74,26 @@ int mt_conn_close(uint64_t conn, int code, const char *reason, size_t len)
     return mt_ws_close(rt, c, code, reason, len);
 }
 
+/* The fields of a connection Lua reads on demand (moontide.CORE_FIELDS). */
+int mt_ffi_conn_field(uint64_t conn, int field, char *buf, size_t len)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
+    mt_conn_t *c = mt_handles_get(&rt->conns, conn);
+    if (!c)
+        return MT_DECLINED;
+    if (!buf)
+        return MT_ERROR;
+    char text[512];
+    int n = mt_conn_field(c, field, text, sizeof text);
+    if (n < 0)
+        return MT_ERROR;
+    if ((size_t)n > len)
+        n = (int)len;
+    memcpy(buf, text, (size_t)n);
+    return n;
+}
+
 int mt_group_add(const char *name, size_t len, uint64_t conn)
 {
     mt_runtime_t *rt = mt_runtime_current();

@@ -31,6 +31,7 @@ enum {
 };
 int mt_conn_send(uint64_t conn, const char *data, size_t len, int binary);
 int mt_conn_close(uint64_t conn, int code, const char *reason, size_t len);
+int mt_ffi_conn_field(uint64_t conn, int field, char *buf, size_t len);
 int mt_group_add(const char *name, size_t len, uint64_t conn);
 int mt_group_discard(const char *name, size_t len, uint64_t conn);
 int mt_group_send(const char *name, size_t len, const char *data, size_t dlen, int binary);

@@ -58,8 +58,20 @@ int mt_groups_add(mt_groups_t *gs, const char *name, size_t len, mt_conn_t *c)
         g->members = mt_xrealloc(g->members, g->cap * sizeof *g->members);
     }
     if (c->ngroups == c->capgroups) {
-        c->capgroups = (uint16_t)(c->capgroups ? c->capgroups * 2 : 2);
-        c->groups = mt_xrealloc(c->groups, c->capgroups * sizeof *c->groups);
+        /* The first membership lives in the connection itself: most
+         * connections are in one group. */
+        if (c->capgroups == 0) {
+            c->groups = &c->group0;
+            c->capgroups = 1;
+        } else {
+            uint16_t cap = (uint16_t)(c->capgroups * 2);
+            mt_membership_t *m = mt_xmalloc(cap * sizeof *m);
+            memcpy(m, c->groups, c->ngroups * sizeof *m);
+            if (c->groups != &c->group0)
+                free(c->groups);
+            c->groups = m;
+            c->capgroups = cap;
+        }
     }
     c->groups[c->ngroups].group = g;
     c->groups[c->ngroups].index = g->n;

@@ -77,15 +77,19 @@ static int sane_request_id(const char *s, size_t n)
     return 1;
 }
 
-void mt_http_request_id(mt_runtime_t *rt, struct lws *wsi, char *out)
+int mt_http_client_request_id(struct lws *wsi, char *out)
 {
     static const char name[] = "x-request-id:";
     int n = lws_hdr_custom_length(wsi, name, (int)sizeof name - 1);
-    if (n > 0 && n <= MT_REQUEST_ID_MAX &&
-        lws_hdr_custom_copy(wsi, out, MT_REQUEST_ID_MAX + 1, name, (int)sizeof name - 1) >= 0 &&
-        sane_request_id(out, strlen(out)))
-        return;
-    mt_rand_uuid4(&rt->rand, out);
+    return n > 0 && n <= MT_REQUEST_ID_MAX &&
+           lws_hdr_custom_copy(wsi, out, MT_REQUEST_ID_MAX + 1, name, (int)sizeof name - 1) >= 0 &&
+           sane_request_id(out, strlen(out));
+}
+
+void mt_http_request_id(mt_runtime_t *rt, struct lws *wsi, char *out)
+{
+    if (!mt_http_client_request_id(wsi, out))
+        mt_rand_uuid4(&rt->rand, out);
 }
 
 void mt_http_client_addr(mt_runtime_t *rt, struct lws *wsi, char out[MT_ADDR_MAX])

@@ -32,6 +32,9 @@ int mt_http_callback(struct mt_runtime *rt, struct lws *wsi, enum lws_callback_r
  * else a new UUID v4, written into out[MT_REQUEST_ID_MAX + 1].
  */
 void mt_http_request_id(struct mt_runtime *rt, struct lws *wsi, char *out);
+/** 1 and the client's X-Request-ID in out[MT_REQUEST_ID_MAX + 1] when it
+ *  sent a sane one, else 0. */
+int mt_http_client_request_id(struct lws *wsi, char *out);
 /** The client address: the peer, or X-Forwarded-For from a trusted proxy. */
 void mt_http_client_addr(struct mt_runtime *rt, struct lws *wsi, char out[MT_ADDR_MAX]);
 /** A copy of header tok (truncated to max bytes), or NULL when absent. */

@@ -32,6 +32,24 @@ static int parse_addr(const char *s, int *family, uint8_t out[16])
     return -1;
 }
 
+int mt_addr_parse(mt_addr_t *a, const char *text)
+{
+    int family;
+    if (!text || parse_addr(text, &family, a->bytes) != 0) {
+        a->family = 0;
+        return -1;
+    }
+    a->family = (uint8_t)(family == AF_INET ? 4 : 6);
+    return 0;
+}
+
+void mt_addr_format(const mt_addr_t *a, char out[MT_ADDR_MAX])
+{
+    out[0] = '\0';
+    if (a->family)
+        inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->bytes, out, MT_ADDR_MAX);
+}
+
 int mt_cidr_set_add(mt_cidr_set_t *set, const char *text)
 {
     char host[64];

@@ -29,6 +29,17 @@ typedef struct mt_cidr_set {
 
 #define MT_ADDR_MAX 46 /* INET6_ADDRSTRLEN */
 
+/* An IPv4 or IPv6 address as its bytes (IPv4-mapped IPv6 counts as IPv4). */
+typedef struct mt_addr {
+    uint8_t family; /* 4, 6, or 0: none */
+    uint8_t bytes[16];
+} mt_addr_t;
+
+/** Parses an address in text. 0, or -1 with a->family 0. */
+int mt_addr_parse(mt_addr_t *a, const char *text);
+/** Writes the address's text (canonical form) into out; "" for none. */
+void mt_addr_format(const mt_addr_t *a, char out[MT_ADDR_MAX]);
+
 /**
  * Adds "addr" or "addr/prefix" to the set. Returns 0, or -1 with the set
  * unchanged if the text is not an address.

@@ -49,23 +49,33 @@ double mt_rand_unit(mt_rand_t *r)
     return (double)(mt_rand_u64(r) >> 11) * 0x1.0p-53;
 }
 
-void mt_rand_uuid4(mt_rand_t *r, char out[MT_UUID_LEN + 1])
+void mt_rand_uuid(mt_rand_t *r, mt_uuid_t *u)
 {
-    static const char hex[] = "0123456789abcdef";
-    uint8_t b[16];
     uint64_t a = mt_rand_u64(r), c = mt_rand_u64(r);
     for (int i = 0; i < 8; i++) {
-        b[i] = (uint8_t)(a >> (8 * i));
-        b[8 + i] = (uint8_t)(c >> (8 * i));
+        u->b[i] = (uint8_t)(a >> (8 * i));
+        u->b[8 + i] = (uint8_t)(c >> (8 * i));
     }
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    u->b[6] = (uint8_t)((u->b[6] & 0x0f) | 0x40); /* version 4 */
+    u->b[8] = (uint8_t)((u->b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+}
+
+void mt_uuid_format(const mt_uuid_t *u, char out[MT_UUID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
     char *o = out;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             *o++ = '-';
-        *o++ = hex[b[i] >> 4];
-        *o++ = hex[b[i] & 15];
+        *o++ = hex[u->b[i] >> 4];
+        *o++ = hex[u->b[i] & 15];
     }
     *o = '\0';
+}
+
+void mt_rand_uuid4(mt_rand_t *r, char out[MT_UUID_LEN + 1])
+{
+    mt_uuid_t u;
+    mt_rand_uuid(r, &u);
+    mt_uuid_format(&u, out);
 }

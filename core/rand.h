@@ -18,11 +18,20 @@ typedef struct mt_rand {
 
 #define MT_UUID_LEN 36 /* without the NUL */
 
+/* A UUID kept as its 16 bytes (formatted only when written out). */
+typedef struct mt_uuid {
+    uint8_t b[16];
+} mt_uuid_t;
+
 /** Seeds from the kernel; falls back to time and pid if getrandom fails. */
 void mt_rand_seed(mt_rand_t *r);
 uint64_t mt_rand_u64(mt_rand_t *r);
 /** A uniformly distributed double in [0, 1). */
 double mt_rand_unit(mt_rand_t *r);
+/** A new UUID v4. */
+void mt_rand_uuid(mt_rand_t *r, mt_uuid_t *u);
+/** Writes the canonical lower-case form and a NUL into out[37]. */
+void mt_uuid_format(const mt_uuid_t *u, char out[MT_UUID_LEN + 1]);
 /** Writes a canonical lower-case UUID v4 and a NUL into out[37]. */
 void mt_rand_uuid4(mt_rand_t *r, char out[MT_UUID_LEN + 1]);
 

@@ -344,24 +344,12 @@ int mt_script_open(mt_runtime_t *rt, mt_conn_t *c, const char *path, const char 
     lua_pushnumber(L, (lua_Number)c->id);
     lua_pushstring(L, path);
     lua_pushstring(L, query);
-    lua_createtable(L, 0, 7);
-    lua_pushstring(L, c->connection_id);
-    lua_setfield(L, -2, "connection_id");
-    lua_pushstring(L, c->session_uuid);
-    lua_setfield(L, -2, "session_uuid");
-    lua_pushstring(L, c->request_id);
-    lua_setfield(L, -2, "request_id");
-    lua_pushstring(L, c->remote_addr);
-    lua_setfield(L, -2, "remote_addr");
-    lua_pushstring(L, c->user_agent);
-    lua_setfield(L, -2, "user_agent");
-    lua_pushstring(L, origin);
-    lua_setfield(L, -2, "origin");
-    if (protocol && protocol[0]) {
+    lua_pushstring(L, origin); /* NULL: nil */
+    if (protocol && protocol[0])
         lua_pushstring(L, protocol);
-        lua_setfield(L, -2, "protocol");
-    }
-    if (call(rt, 4, 1, 1) != 0) {
+    else
+        lua_pushnil(L);
+    if (call(rt, 5, 1, 1) != 0) {
         report(rt, "on_open", c);
         return -1;
     }

@@ -29,9 +29,11 @@ static void want_flush(mt_ws_t *ws, mt_conn_t *c)
     c->flush_slot = ws->npending;
 }
 
-static mt_conn_t *conn_of(void *user)
+/* A WebSocket's connection hangs on lws's opaque pointer: the protocol has
+ * no per-session data, so lws allocates none for it. */
+static mt_conn_t *conn_of(struct lws *wsi)
 {
-    return user ? *(mt_conn_t **)user : NULL;
+    return lws_get_opaque_user_data(wsi);
 }
 
 static int start_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, size_t len,
@@ -288,17 +290,20 @@ static int on_confirm_upgrade(mt_runtime_t *rt, struct lws *wsi)
     return 0;
 }
 
-static void on_established(mt_runtime_t *rt, struct lws *wsi, void *user)
+static void on_established(mt_runtime_t *rt, struct lws *wsi)
 {
     mt_conn_t *c = mt_conn_new(&rt->conns);
-    *(mt_conn_t **)user = c;
+    lws_set_opaque_user_data(wsi, c);
     c->wsi = wsi;
     c->opened_at = c->last_seen = c->tokens_at = mt_mono();
     c->tokens = rt->cfg.rate_limit_burst > 0 ? rt->cfg.rate_limit_burst : rt->cfg.rate_limit;
-    mt_rand_uuid4(&rt->rand, c->connection_id);
-    mt_rand_uuid4(&rt->rand, c->session_uuid);
-    mt_http_request_id(rt, wsi, c->request_id);
-    mt_http_client_addr(rt, wsi, c->remote_addr);
+    mt_rand_uuid(&rt->rand, &c->connection_id);
+    mt_rand_uuid(&rt->rand, &c->session_uuid);
+    char text[MT_REQUEST_ID_MAX + 1];
+    if (mt_http_client_request_id(wsi, text))
+        c->request_id = mt_xstrdup(text);
+    mt_http_client_addr(rt, wsi, text);
+    mt_addr_parse(&c->remote_addr, text);
     c->user_agent = mt_http_header_dup(wsi, WSI_TOKEN_HTTP_USER_AGENT, 256);
     rt->stats.connections_total++;
 
@@ -580,7 +585,7 @@ static void on_peer_close(mt_conn_t *c, const unsigned char *in, size_t len)
         c->close_reason = mt_xstrndup((const char *)in + 2, len - 2 > 123 ? 123 : len - 2);
 }
 
-static void on_closed(mt_runtime_t *rt, mt_conn_t *c, void *user)
+static void on_closed(mt_runtime_t *rt, mt_conn_t *c, struct lws *wsi)
 {
     c->closed = 1;
     /* The code of whoever closed first: ours when we asked to close. */
@@ -599,7 +604,7 @@ static void on_closed(mt_runtime_t *rt, mt_conn_t *c, void *user)
         mt_json_kv_seconds(b, "duration", mt_mono() - c->opened_at);
         mt_log_end(&rt->log);
     }
-    *(mt_conn_t **)user = NULL;
+    lws_set_opaque_user_data(wsi, NULL);
     mt_ws_forget(rt, c);
     mt_conn_free(&rt->conns, c);
     if (rt->draining && rt->conns.count == 0)
@@ -649,6 +654,7 @@ void mt_ws_sweep(mt_runtime_t *rt)
 int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
+    (void)user; /* WebSockets use the opaque pointer; HTTP its own slot */
     mt_runtime_t *rt = mt_runtime_current();
     mt_conn_t *c;
     switch (reason) {
@@ -663,33 +669,31 @@ int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
-        if (!user)
-            return -1;
-        on_established(rt, wsi, user);
+        on_established(rt, wsi);
         return 0;
     case LWS_CALLBACK_RECEIVE:
-        if ((c = conn_of(user)))
+        if ((c = conn_of(wsi)))
             mt_ws_receive(rt, c, in, len,
                           lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0,
                           lws_remaining_packet_payload(wsi), lws_frame_is_binary(wsi));
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        if ((c = conn_of(user)))
+        if ((c = conn_of(wsi)))
             return on_writable(rt, wsi, c);
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
-        if ((c = conn_of(user))) {
+        if ((c = conn_of(wsi))) {
             c->last_seen = mt_mono();
             c->ping_sent = 0;
         }
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if ((c = conn_of(user)))
+        if ((c = conn_of(wsi)))
             on_peer_close(c, in, len);
         return 0;
     case LWS_CALLBACK_CLOSED:
-        if ((c = conn_of(user)))
-            on_closed(rt, c, user);
+        if ((c = conn_of(wsi)))
+            on_closed(rt, c, wsi);
         return 0;
     default:
         return mt_http_callback(rt, wsi, reason, in, len);

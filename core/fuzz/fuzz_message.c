@@ -24,8 +24,8 @@ static mt_conn_t *conn;
 static mt_conn_t *open_conn(void)
 {
     mt_conn_t *c = mt_conn_new(&rt.conns);
-    mt_rand_uuid4(&rt.rand, c->connection_id);
-    mt_rand_uuid4(&rt.rand, c->session_uuid);
+    mt_rand_uuid(&rt.rand, &c->connection_id);
+    mt_rand_uuid(&rt.rand, &c->session_uuid);
     c->binary_ok = 1;
     if (mt_script_open(&rt, c, "/ws/chat/fuzz/", "", NULL, NULL) != 0)
         abort();

@@ -29,15 +29,16 @@ local ERR_JSON = '{"type":"error","error":"json_decode_error"}'
 local ERR_INVALID = '{"type":"error","error":"invalid_message"}'
 local ERR_UNKNOWN = '{"type":"error","error":"unknown_type"}'
 
-function _M.on_open(conn)
-    local group = "chat_" .. conn.params.room
+function _M.on_open(conn, request)
+    local room = request.params.room -- conn.params would keep a table per connection
+    local group = "chat_" .. room
     if #group > 200 then
         return conn:close(1008, "room name too long")
     end
     conn.state.group = group
     groups.add(group, conn)
     if redis.available() then
-        conn.state.history_key = redis.key("chat", "history", conn.params.room)
+        conn.state.history_key = redis.key("chat", "history", room)
         redis.command({ "LRANGE", conn.state.history_key, 0, HISTORY - 1 }, function(list)
             if type(list) ~= "table" or #list == 0 or conn.closed then
                 return

@@ -20,6 +20,18 @@ function _M.close(handle, code, reason)
     return C.mt_conn_close(handle, code, reason, #reason)
 end
 
+local field_buf = ffi.new("char[?]", 512)
+
+--- A field the core keeps for a connection (moontide.CORE_FIELDS), or nil
+-- once the connection is gone.
+function _M.conn_field(handle, field)
+    local n = C.mt_ffi_conn_field(handle, field, field_buf, 512)
+    if n < 0 then
+        return nil
+    end
+    return ffi.string(field_buf, n)
+end
+
 function _M.group_add(name, handle)
     return C.mt_group_add(name, #name, handle)
 end

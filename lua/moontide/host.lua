@@ -30,6 +30,7 @@
 local moontide = require "moontide"
 
 local type, error, pairs, ipairs, require = type, error, pairs, ipairs, require
+local setmetatable, rawget, rawset = setmetatable, rawget, rawset
 local package_loaded = package.loaded
 
 local _M = {}
@@ -42,6 +43,8 @@ local log = moontide.logger("moontide.host")
 
 local PARAM_CHARS = "[%w_%.~%-]+"
 
+-- A route's Lua pattern, and the function that reads its {name}
+-- parameters out of a matching path (a new table each call).
 local function compile(path)
     if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
         error("route path must be a string starting with /", 0)
@@ -52,7 +55,15 @@ local function compile(path)
         names[#names + 1] = name
         return "(" .. PARAM_CHARS .. ")"
     end)
-    return "^" .. pattern .. "$", names
+    pattern = "^" .. pattern .. "$"
+    local function params_of(p)
+        local params, caps = {}, { (p or ""):match(pattern) }
+        for i, name in ipairs(names) do
+            params[name] = caps[i]
+        end
+        return params
+    end
+    return pattern, params_of
 end
 
 local function load_handler(name)
@@ -138,11 +149,11 @@ local function load_routes()
         if type(r) ~= "table" or type(r.handler) ~= "string" then
             error("route " .. i .. " needs path and handler", 0)
         end
-        local pattern, names = compile(r.path)
+        local pattern, params_of = compile(r.path)
         compiled[#compiled + 1] = {
             path = r.path,
             pattern = pattern,
-            names = names,
+            params_of = params_of,
             handler_name = r.handler,
             binary = r.binary,
             protocols = protocol_set(r.protocols, i),
@@ -284,15 +295,24 @@ end
 
 local function find(path)
     for _, r in ipairs(routes) do
-        local caps = { path:match(r.pattern) }
-        if caps[1] ~= nil or path:match(r.pattern) then
-            local params = {}
-            for i, name in ipairs(r.names) do
-                params[name] = caps[i]
-            end
-            return r, params
+        if path:find(r.pattern) then
+            return r
         end
     end
+end
+
+-- The request on_open gets: origin here, the rest read through to the
+-- connection; params made afresh (the connection's are kept only if a
+-- handler asks the connection for them).
+local Request = {}
+function Request.__index(t, k)
+    local conn = rawget(t, "_conn")
+    if k == "params" then
+        local params = conn._route.params_of(conn.path)
+        rawset(t, "params", params)
+        return params
+    end
+    return conn[k]
 end
 
 --- The route pattern a path matches, or nil. With offered (the client's
@@ -315,37 +335,23 @@ end
 
 --- A connection was established: make its object, run on_open. Returns
 -- whether the route accepts binary messages (route field binary = true).
-function _M.open(handle, path, query, info)
-    local r, params = find(path)
+-- protocol: the subprotocol chosen for it, or nil.
+function _M.open(handle, path, query, origin, protocol)
+    local r = find(path)
     if not r then
         error("no route for " .. path .. " (routes changed during the handshake)", 0)
     end
-    local conn = moontide._connection(handle, {
-        id = info.connection_id,
-        session_uuid = info.session_uuid,
-        request_id = info.request_id,
-        remote_addr = info.remote_addr,
-        user_agent = info.user_agent,
-        path = path,
-        query = query,
-        params = params,
-        route = r.path,
-        protocol = info.protocol,
-    })
-    conn._route = r
+    local conn = moontide._connection(handle, r, path)
+    if query ~= "" then
+        rawset(conn, "query", query)
+    end
+    if protocol then
+        rawset(conn, "protocol", protocol)
+    end
     conns[handle] = conn
     local on_open = r.handler.on_open
     if on_open then
-        on_open(conn, {
-            path = path,
-            query = query,
-            params = params,
-            origin = info.origin,
-            remote_addr = info.remote_addr,
-            user_agent = info.user_agent,
-            request_id = info.request_id,
-            protocol = info.protocol,
-        })
+        on_open(conn, setmetatable({ _conn = conn, origin = origin }, Request))
     end
     return r.binary == true
 end
@@ -369,7 +375,7 @@ function _M.close(handle, code, reason)
         return
     end
     conns[handle] = nil
-    conn.closed = true
+    moontide._settle(conn)
     local f = conn._route.handler.on_close
     if f then
         f(conn, code, reason)

@@ -69,6 +69,11 @@ local function new_backend(rt)
         return OK
     end
 
+    function b.conn_field(handle, field)
+        local c = rt.clients[handle]
+        return c and c.fields[field]
+    end
+
     function b.group_add(name, handle)
         local c = rt.clients[handle]
         if not c or c.closing then
@@ -424,19 +429,16 @@ function Runtime:connect(path, info)
     end
     self.next_handle = self.next_handle + 1
     local handle = self.next_handle
-    local c = setmetatable({ rt = self, handle = handle, inbox = {}, closed = false }, Client)
+    local id = ("00000000-0000-4000-8000-%012d"):format(handle)
+    -- what the core keeps for each connection (moontide.CORE_FIELDS)
+    local fields = { [0] = id, ("11111111-0000-4000-8000-%012d"):format(handle),
+        info.request_id or id, info.remote_addr or "127.0.0.1", info.user_agent or "moontide.testing" }
+    local c = setmetatable({ rt = self, handle = handle, inbox = {}, closed = false,
+        fields = fields }, Client)
     self.clients[handle] = c
     self.counters.connections_total = self.counters.connections_total + 1
-    local id = ("00000000-0000-4000-8000-%012d"):format(handle)
-    local ok = self:_event("on_open", c, host.open, handle, path, info.query or "", {
-        connection_id = id,
-        session_uuid = ("11111111-0000-4000-8000-%012d"):format(handle),
-        request_id = info.request_id or id,
-        remote_addr = info.remote_addr or "127.0.0.1",
-        user_agent = info.user_agent or "moontide.testing",
-        origin = info.origin,
-        protocol = protocol,
-    })
+    local ok = self:_event("on_open", c, host.open, handle, path, info.query or "", info.origin,
+        protocol)
     c.conn = host.connection(handle)
     if not ok and not c.closing then
         c.closing = true
