@@ -486,13 +486,30 @@ static void continue_later(mt_conn_t *c)
         lws_callback_on_writable(c->wsi);
 }
 
+/* Seconds of writing one flush phase may take before the loop goes round
+ * again to read. Under light load every connection is written in the turn
+ * that gave it frames; when writing would take longer (a large room at a
+ * high rate: one send per member per turn), the rest waits for the next
+ * turn, in order, and meanwhile gathers more frames, so each write carries
+ * more of them: the cost per delivery falls as the load rises. */
+#define FLUSH_BUDGET 0.002
+
+static void on_behind(uv_idle_t *h)
+{
+    (void)h; /* its being active keeps the poll from blocking */
+}
+
 /* The flush phase: runs once per loop turn, after the I/O callbacks, and
- * writes what each connection was given during the turn. */
+ * writes what each connection was given (see FLUSH_BUDGET). */
 static void on_flush(uv_check_t *h)
 {
     mt_runtime_t *rt = h->data;
     mt_ws_t *ws = &rt->ws;
-    for (uint32_t i = 0; i < ws->npending; i++) {
+    double deadline = mt_mono() + FLUSH_BUDGET;
+    uint32_t i = 0;
+    for (; i < ws->npending; i++) {
+        if ((i & 63) == 63 && mt_mono() > deadline)
+            break;
         mt_conn_t *c = ws->pending[i];
         if (!c)
             continue; /* closed since it was listed */
@@ -514,7 +531,17 @@ static void on_flush(uv_check_t *h)
         }
         continue_later(c);
     }
-    ws->npending = 0;
+    uint32_t left = ws->npending - i;
+    if (left) {
+        memmove(ws->pending, ws->pending + i, left * sizeof *ws->pending);
+        for (uint32_t j = 0; j < left; j++)
+            if (ws->pending[j])
+                ws->pending[j]->flush_slot = j + 1;
+        uv_idle_start(&ws->behind, on_behind);
+    } else {
+        uv_idle_stop(&ws->behind);
+    }
+    ws->npending = left;
 }
 
 void mt_ws_start(mt_runtime_t *rt)
@@ -523,6 +550,8 @@ void mt_ws_start(mt_runtime_t *rt)
     rt->ws.flush.data = rt;
     uv_check_start(&rt->ws.flush, on_flush);
     uv_unref((uv_handle_t *)&rt->ws.flush);
+    uv_idle_init(&rt->loop, &rt->ws.behind);
+    uv_unref((uv_handle_t *)&rt->ws.behind);
 }
 
 void mt_ws_stop(mt_runtime_t *rt)
@@ -532,6 +561,8 @@ void mt_ws_stop(mt_runtime_t *rt)
         return;
     uv_check_stop(&rt->ws.flush);
     uv_close(h, NULL);
+    uv_idle_stop(&rt->ws.behind);
+    uv_close((uv_handle_t *)&rt->ws.behind, NULL);
 }
 
 void mt_ws_forget(mt_runtime_t *rt, mt_conn_t *c)

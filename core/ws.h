@@ -61,6 +61,7 @@ typedef struct mt_ws_upgrade {
 /* The WebSocket side's own state, one per runtime. */
 typedef struct mt_ws {
     uv_check_t flush;        /* the flush phase, at the end of every loop turn */
+    uv_idle_t behind;        /* keeps the poll from blocking while writes wait */
     mt_conn_t **pending;     /* connections given frames this turn (NULL: gone) */
     uint32_t npending, cappending;
     mt_buf_t coalesce;       /* several queued frames, one write */

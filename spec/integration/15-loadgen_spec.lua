@@ -41,6 +41,18 @@ describe("loadgen #integration", function()
         assert.equal(0, r.loss)
     end)
 
+    it("delivers everything to a large room at a high rate", function()
+        -- 3 000 members at 500 msg/s, 1.5 M deliveries in a second. (The
+        -- flush phase's time budget matters at 10 000 members and 1 000
+        -- msg/s, too heavy for the suite: scripts/bench broadcast.)
+        local r = loadgen(srv, "--mode broadcast --conns 3000 --senders 10 --rate 500 "
+            .. "--duration 1 --sources 4")
+        assert.equal(3000, r.members)
+        assert.is_true(r.sent >= 450)
+        assert.equal(r.expected, r.received)
+        assert.equal(0, r.loss)
+    end)
+
     it("opens and holds connections", function()
         local r = loadgen(srv, ("--mode connect --conns 500 --hold 0.2 --pid %d"):format(srv.pid))
         assert.equal(500, r.opened)
