@@ -51,7 +51,8 @@ describe("graceful drain #integration #slow", function()
             conns[i] = assert(chat(srv, "drain" .. (i % 5)))
         end
         srv:kill(signal.SIGTERM)
-        local refused = select(2, chat(srv, "late")) -- upgrades are refused at once
+        srv:wait_log(function(l) return l.message == "draining" end)
+        local refused = select(2, chat(srv, "late")) -- upgrades are refused from then on
         assert.matches("101", tostring(refused))
         for i = 1, 500 do
             local code, reason = conns[i]:expect_close()
@@ -204,13 +205,13 @@ describe("malformed input #integration", function()
 
     it("closes with 1007 on invalid UTF-8 in a text frame", function()
         local ws = assert(chat(srv, "utf"))
-        ws.ws:send_frame({ opcode = 1, FIN = true, data = "\xff\xfe\xfd" })
+        ws.ws:send_frame({ opcode = 1, FIN = true, MASK = true, data = "\xff\xfe\xfd" })
         assert.equal(1007, ws:expect_close())
     end)
 
     it("closes with 1002 on a fragmented control frame", function()
         local ws = assert(chat(srv, "proto"))
-        ws.ws:send_frame({ opcode = 9, FIN = false, data = "x" })
+        ws.ws:send_frame({ opcode = 9, FIN = false, MASK = true, data = "x" })
         assert.equal(1002, ws:expect_close())
     end)
 
