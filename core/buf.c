@@ -166,6 +166,18 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+int mt_utf8_valid(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_seq(s + i, n - i);
+        if (!len)
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
 void mt_buf_add_utf8(mt_buf_t *b, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;

@@ -45,6 +45,9 @@ void mt_buf_add(mt_buf_t *b, const void *p, size_t n);
 void mt_buf_adds(mt_buf_t *b, const char *s);
 void mt_buf_addc(mt_buf_t *b, char c);
 void mt_buf_addf(mt_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** 1 if the n bytes are well-formed UTF-8 (no overlongs, surrogates or
+ *  code points past U+10FFFF; a sequence cut off at the end is not). */
+int mt_utf8_valid(const void *p, size_t n);
 /** Appends bytes with each ill-formed UTF-8 byte replaced by U+FFFD. */
 void mt_buf_add_utf8(mt_buf_t *b, const char *s, size_t n);
 /** NUL-terminates (not counted in len) and returns data; never NULL. */
