@@ -7,6 +7,7 @@
 mt_conn_t *mt_conn_new(mt_handles_t *conns)
 {
     mt_conn_t *c = mt_xcalloc(1, sizeof *c);
+    c->fd = -1;
     c->id = mt_handles_put(conns, c);
     return c;
 }
@@ -18,6 +19,7 @@ void mt_conn_free(mt_handles_t *conns, mt_conn_t *c)
     mt_handles_del(conns, c->id);
     mt_sendq_clear(&c->q);
     mt_buf_free(&c->rx);
+    mt_wsframe_free(&c->scan);
     if (c->groups != &c->group0)
         free(c->groups);
     free(c->close_reason);

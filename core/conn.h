@@ -16,6 +16,7 @@
 #include "frame.h"
 #include "netaddr.h"
 #include "rand.h"
+#include "wsframe.h"
 
 #include <stdint.h>
 
@@ -34,17 +35,22 @@ typedef struct mt_conn {
     struct lws *wsi;
     mt_sendq_t q;
     mt_buf_t rx; /* reassembly of a message that spans callbacks */
+    mt_wsframe_t scan; /* the client's frames, seen before lws parses them */
     mt_membership_t *groups; /* group0 until a second group is joined */
     mt_membership_t group0;
     uint16_t ngroups, capgroups;
     uint16_t close_code;      /* set when the server asked to close */
     uint16_t peer_close_code; /* what the peer's close frame said */
     uint32_t flush_slot;      /* 1 + index in the flush list; 0: not listed */
+    int32_t fd;               /* the socket while registered for inspection; -1: none */
     unsigned closing : 1;     /* no more sends; close once the queue drains */
     unsigned closed : 1;      /* lws reported the close; events are over */
     unsigned rx_discard : 1;  /* rest of an oversize message is dropped */
     unsigned ping_due : 1;    /* a heartbeat ping waits for the writable callback */
     unsigned binary_ok : 1;   /* the route accepts binary messages */
+    unsigned peer_closed : 1; /* the peer's close came: nothing more goes either way */
+    unsigned kill_due : 1;    /* close at the end of this loop turn, without waiting */
+    unsigned close_held : 1;  /* the peer's close: answer it once the queue is out */
     char *close_reason;
     double opened_at;
     double last_seen;  /* monotonic: the peer's last frame or pong */

@@ -12,8 +12,16 @@ mt_frame_t *mt_frame_new(const void *payload, size_t len, int binary)
     f->refs = 1;
     f->len = (uint32_t)len;
     f->binary = (uint8_t)(binary != 0);
+    f->opcode = binary ? MT_FRAME_BINARY : MT_FRAME_TEXT;
     if (len)
         memcpy(f->data + LWS_PRE, payload, len);
+    return f;
+}
+
+mt_frame_t *mt_frame_pong(const void *payload, size_t len)
+{
+    mt_frame_t *f = mt_frame_new(payload, len, 0);
+    f->opcode = MT_FRAME_PONG;
     return f;
 }
 

@@ -21,13 +21,21 @@
 
 typedef struct mt_frame {
     uint32_t refs;
-    uint32_t len; /* payload bytes */
-    uint8_t binary;
+    uint32_t len;   /* payload bytes */
+    uint8_t binary; /* a binary message (else text) */
+    uint8_t opcode; /* MT_FRAME_TEXT, MT_FRAME_BINARY or MT_FRAME_PONG */
     unsigned char data[]; /* LWS_PRE headroom, then the payload */
 } mt_frame_t;
 
-/** Copies len bytes into a new frame with one reference; can't fail. */
+#define MT_FRAME_TEXT 1
+#define MT_FRAME_BINARY 2
+#define MT_FRAME_PONG 10
+
+/** Copies len bytes into a new text or binary frame with one reference;
+ *  can't fail. */
 mt_frame_t *mt_frame_new(const void *payload, size_t len, int binary);
+/** A pong answering a ping's payload (at most 125 bytes); can't fail. */
+mt_frame_t *mt_frame_pong(const void *payload, size_t len);
 static inline unsigned char *mt_frame_payload(mt_frame_t *f)
 {
     return f->data + LWS_PRE;

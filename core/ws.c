@@ -39,6 +39,89 @@ static mt_conn_t *conn_of(struct lws *wsi)
 static int start_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, size_t len,
                        int now);
 
+/* Registers an open WebSocket's socket for mt_ws_inspect. */
+static void watch_fd(mt_ws_t *ws, mt_conn_t *c, int fd)
+{
+    if (fd < 0)
+        return;
+    if (fd >= ws->nfds) {
+        int n = ws->nfds ? ws->nfds : 1024;
+        while (n <= fd)
+            n *= 2;
+        ws->by_fd = mt_xrealloc(ws->by_fd, (size_t)n * sizeof *ws->by_fd);
+        memset(ws->by_fd + ws->nfds, 0, (size_t)(n - ws->nfds) * sizeof *ws->by_fd);
+        ws->nfds = n;
+    }
+    ws->by_fd[fd] = c;
+    c->fd = fd;
+}
+
+struct inspecting {
+    mt_runtime_t *rt;
+    mt_conn_t *c;
+};
+
+/* What the frame scanner found on a connection's incoming bytes. */
+static int on_frame_event(void *ud, mt_wsframe_event_t ev, int code, const uint8_t *p,
+                          size_t len)
+{
+    struct inspecting *in = ud;
+    mt_runtime_t *rt = in->rt;
+    mt_conn_t *c = in->c;
+    switch (ev) {
+    case MT_WSF_PING: {
+        /* Answered in order with the data frames around it, each one. */
+        c->last_seen = mt_mono();
+        mt_frame_t *f = mt_frame_pong(p, len);
+        mt_ws_enqueue(rt, c, f);
+        mt_frame_unref(f);
+        break;
+    }
+    case MT_WSF_PONG:
+        c->last_seen = mt_mono();
+        c->ping_sent = 0;
+        break;
+    case MT_WSF_CLOSE:
+        /* The ack of a close of ours: lws is waiting for it. */
+        if (c->closing || c->kill_due)
+            return 1;
+        /* The peer's close is answered here, once what was queued before
+         * it is out (lws would drop the connection if it had output still
+         * buffered when it saw the close, and rewrites close codes it does
+         * not know): the flush phase sees to it. */
+        c->peer_close_code = (uint16_t)code;
+        if (len && !c->close_reason)
+            c->close_reason = mt_xstrndup((const char *)p, len);
+        c->close_held = 1;
+        want_flush(&rt->ws, c);
+        return 0;
+    case MT_WSF_VIOLATION: {
+        rt->stats.errors[MT_ERR_PROTOCOL]++;
+        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
+                                   "protocol violation: closing", 27);
+        if (b) {
+            mt_conn_log_fields(c, b);
+            mt_json_kv_int(b, "code", code);
+            mt_json_kv_str(b, "reason", (const char *)p, len);
+            mt_log_end(&rt->log);
+        }
+        start_close(rt, c, code, (const char *)p, len, 1);
+        break;
+    }
+    }
+    return 0;
+}
+
+size_t mt_ws_inspect(mt_runtime_t *rt, int fd, unsigned char *buf, size_t n, size_t cap)
+{
+    mt_ws_t *ws = &rt->ws;
+    mt_conn_t *c = fd >= 0 && fd < ws->nfds ? ws->by_fd[fd] : NULL;
+    if (!c)
+        return n;
+    struct inspecting in = {rt, c};
+    return mt_wsframe_scan(&c->scan, buf, n, cap, on_frame_event, &in);
+}
+
 /* The drop_oldest policy: make room by dropping the oldest queued frames.
  * Returns 1 when f now fits, 0 when it is larger than the whole bound. */
 static int drop_oldest(mt_runtime_t *rt, mt_conn_t *c, const mt_frame_t *f)
@@ -58,7 +141,7 @@ static int drop_oldest(mt_runtime_t *rt, mt_conn_t *c, const mt_frame_t *f)
 
 void mt_ws_enqueue(mt_runtime_t *rt, mt_conn_t *c, mt_frame_t *f)
 {
-    if (c->closing || c->closed)
+    if (c->closing || c->closed || c->peer_closed)
         return;
     if (c->q.bytes + f->len > (size_t)rt->cfg.max_send_queue_bytes &&
         !(rt->cfg.send_queue_policy[0] == 'd' && drop_oldest(rt, c, f))) {
@@ -108,8 +191,12 @@ static int start_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *rea
         return MT_OK;
     lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason, len);
     if (now) {
+        /* Only a synchronous kill makes lws send the close frame (a timed
+         * one is a "violent death"), and that is unsafe inside lws's own
+         * callbacks: the flush phase does it at the end of the turn. */
         mt_sendq_clear(&c->q);
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        c->kill_due = 1;
+        want_flush(&rt->ws, c);
         return MT_OK;
     }
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, (int)(rt->cfg.heartbeat_timeout + 1));
@@ -295,6 +382,7 @@ static void on_established(mt_runtime_t *rt, struct lws *wsi)
     mt_conn_t *c = mt_conn_new(&rt->conns);
     lws_set_opaque_user_data(wsi, c);
     c->wsi = wsi;
+    watch_fd(&rt->ws, c, lws_get_socket_fd(wsi));
     c->opened_at = c->last_seen = c->tokens_at = mt_mono();
     c->tokens = rt->cfg.rate_limit_burst > 0 ? rt->cfg.rate_limit_burst : rt->cfg.rate_limit;
     mt_rand_uuid(&rt->rand, &c->connection_id);
@@ -379,7 +467,7 @@ void mt_ws_receive(mt_runtime_t *rt, mt_conn_t *c, const char *in, size_t len, i
     double now = mt_mono();
     c->last_seen = now;
     c->ping_sent = 0;
-    if (c->closing || c->rx_discard) {
+    if (c->closing || c->peer_closed || c->rx_discard) {
         if (final)
             c->rx_discard = 0;
         return;
@@ -421,7 +509,7 @@ static void add_frame(mt_buf_t *b, const mt_frame_t *f)
 {
     unsigned char h[10];
     size_t hl = 2;
-    h[0] = (unsigned char)(0x80 | (f->binary ? 2 : 1));
+    h[0] = (unsigned char)(0x80 | f->opcode);
     if (f->len < 126) {
         h[1] = (unsigned char)f->len;
     } else if (f->len < 65536) {
@@ -468,7 +556,9 @@ static int write_queue(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
             if (lws_write(wsi, (unsigned char *)b->data + LWS_PRE, len, LWS_WRITE_RAW) < (int)len)
                 return -1;
         } else if (lws_write(wsi, mt_frame_payload(f), f->len,
-                             f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)f->len) {
+                             f->opcode == MT_FRAME_PONG     ? LWS_WRITE_PONG
+                             : f->opcode == MT_FRAME_BINARY ? LWS_WRITE_BINARY
+                                                            : LWS_WRITE_TEXT) < (int)f->len) {
             return -1;
         }
         for (uint32_t i = 0; i < n; i++)
@@ -482,8 +572,29 @@ static int write_queue(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
  * close) continues in the writable callback. */
 static void continue_later(mt_conn_t *c)
 {
-    if (c->q.len || c->ping_due || c->closing)
+    if (c->q.len || c->ping_due || c->closing || c->close_held)
         lws_callback_on_writable(c->wsi);
+}
+
+/* Answers the peer's close with its code (RFC 6455 5.5.1), then closes
+ * the TCP connection: both closes are done, so lws sends no close of its
+ * own. Called once the queue and lws's own buffer are empty; frees c. */
+static void answer_close(mt_conn_t *c)
+{
+    /* A server frame built here (lws keeps LWS_WRITE_CLOSE to itself). */
+    unsigned char buf[LWS_PRE + 4], *f = buf + LWS_PRE;
+    size_t n = 2;
+    f[0] = 0x88;
+    f[1] = 0;
+    if (c->peer_close_code && c->peer_close_code != LWS_CLOSE_STATUS_NO_STATUS) {
+        f[1] = 2;
+        f[2] = (unsigned char)(c->peer_close_code >> 8);
+        f[3] = (unsigned char)c->peer_close_code;
+        n = 4;
+    }
+    c->close_held = 0;
+    lws_write(c->wsi, f, n, LWS_WRITE_RAW);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 }
 
 /* Seconds of writing one flush phase may take before the loop goes round
@@ -516,6 +627,13 @@ static void on_flush(uv_check_t *h)
         c->flush_slot = 0;
         if (!c->wsi || c->closed)
             continue;
+        if (c->kill_due) {
+            c->kill_due = 0;
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC); /* may free c */
+            continue;
+        }
+        if (c->close_held)
+            c->peer_closed = 1; /* nothing more goes out but what was queued */
         if (write_queue(rt, c->wsi, c) != 0) {
             /* The socket failed: lws closes it on its next pass. */
             mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
@@ -527,6 +645,10 @@ static void on_flush(uv_check_t *h)
             }
             mt_sendq_clear(&c->q);
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        if (c->close_held && !c->q.len && !lws_partial_buffered(c->wsi)) {
+            answer_close(c); /* may free c */
             continue;
         }
         continue_later(c);
@@ -570,10 +692,16 @@ void mt_ws_forget(mt_runtime_t *rt, mt_conn_t *c)
     if (c->flush_slot)
         rt->ws.pending[c->flush_slot - 1] = NULL;
     c->flush_slot = 0;
+    if (c->fd >= 0 && c->fd < rt->ws.nfds && rt->ws.by_fd[c->fd] == c)
+        rt->ws.by_fd[c->fd] = NULL;
+    c->fd = -1;
 }
 
 void mt_ws_free(mt_runtime_t *rt)
 {
+    free(rt->ws.by_fd);
+    rt->ws.by_fd = NULL;
+    rt->ws.nfds = 0;
     free(rt->ws.pending);
     rt->ws.pending = NULL;
     rt->ws.npending = rt->ws.cappending = 0;
@@ -582,7 +710,7 @@ void mt_ws_free(mt_runtime_t *rt)
 
 static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
 {
-    if (c->ping_due && !c->closing) {
+    if (c->ping_due && !c->closing && !c->close_held && !c->peer_closed) {
         /* A payload, because lws 4.1 reports no RECEIVE_PONG for an empty
          * pong (it logs "received pong" and stops there). */
         unsigned char ping[LWS_PRE + 2] = {0};
@@ -597,6 +725,10 @@ static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
         lws_callback_on_writable(wsi);
         return 0;
     }
+    if (c->close_held) {
+        answer_close(c);
+        return 0;
+    }
     if (c->closing) {
         /* The reason was stored when the close started. Debian's lws (a
          * _DEBUG build) sends no close frame when a callback returns -1;
@@ -606,8 +738,17 @@ static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
     return 0;
 }
 
-static void on_peer_close(mt_conn_t *c, const unsigned char *in, size_t len)
+/* lws is about to echo the peer's close payload from in. It rewrites
+ * registered codes it does not know (1012-1014) to 1002 first: put back
+ * the code the scanner saw, which it has already validated. */
+static void on_peer_close(mt_conn_t *c, unsigned char *in, size_t len)
 {
+    c->peer_closed = 1;
+    if (len >= 2 && c->peer_close_code) {
+        in[0] = (unsigned char)(c->peer_close_code >> 8);
+        in[1] = (unsigned char)c->peer_close_code;
+        return;
+    }
     if (len >= 2)
         c->peer_close_code = (uint16_t)((in[0] << 8) | in[1]);
     else

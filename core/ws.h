@@ -66,12 +66,22 @@ typedef struct mt_ws {
     uint32_t npending, cappending;
     mt_buf_t coalesce;       /* several queued frames, one write */
     mt_ws_upgrade_t upgrade; /* the handshake in progress */
+    mt_conn_t **by_fd;       /* open WebSockets by socket, for mt_ws_inspect */
+    int nfds;
 } mt_ws_t;
 
 /** Starts the flush phase on the loop; can't fail. */
 void mt_ws_start(struct mt_runtime *rt);
 /** Stops it (shutdown); the handle is closed on the loop. */
 void mt_ws_stop(struct mt_runtime *rt);
+/**
+ * Inspects bytes just read from socket fd, in place, before lws parses them
+ * (wsframe.h): for an open WebSocket, control frames are answered here and
+ * taken out, protocol violations close the connection. cap is the size of
+ * buf. Returns the bytes left for lws; 0 when none are (the caller then
+ * reports EAGAIN). Other sockets are left alone.
+ */
+size_t mt_ws_inspect(struct mt_runtime *rt, int fd, unsigned char *buf, size_t n, size_t cap);
 /** Forgets a connection that is about to be freed (its flush listing). */
 void mt_ws_forget(struct mt_runtime *rt, mt_conn_t *c);
 /** Frees what mt_ws_start and the connections' traffic allocated. */

@@ -95,9 +95,9 @@ describe("chat #integration", function()
         local ws = a.ws
         local text = '{"type":"message","text":"' .. string.rep("y", 3000) .. '"}'
         -- a text frame without FIN, then continuation frames
-        assert(ws:send_frame({ opcode = 1, FIN = false, data = text:sub(1, 1000) }))
-        assert(ws:send_frame({ opcode = 0, FIN = false, data = text:sub(1001, 2000) }))
-        assert(ws:send_frame({ opcode = 0, FIN = true, data = text:sub(2001) }))
+        assert(ws:send_frame({ opcode = 1, FIN = false, MASK = true, data = text:sub(1, 1000) }))
+        assert(ws:send_frame({ opcode = 0, FIN = false, MASK = true, data = text:sub(1001, 2000) }))
+        assert(ws:send_frame({ opcode = 0, FIN = true, MASK = true, data = text:sub(2001) }))
         assert.equal(string.rep("y", 3000), a:receive_json().text)
         a:close()
     end)
