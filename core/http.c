@@ -202,8 +202,16 @@ static int write_headers(struct lws *wsi, int status, const char *content_type, 
     return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
 }
 
+int mt_http_request_line(struct lws *wsi, const char **method, char *path, size_t len)
+{
+    int mi = method_index(wsi);
+    *method = mi >= 0 ? methods[mi].name : "OTHER";
+    path[0] = '\0';
+    return mi >= 0 && lws_hdr_copy(wsi, path, (int)len, methods[mi].tok) > 0 ? 0 : -1;
+}
+
 void mt_http_refuse(mt_runtime_t *rt, struct lws *wsi, int status, const char *error,
-                    const char *endpoint, const char *request_id)
+                    const char *endpoint, const char *request_id, const char *extra_headers)
 {
     /* Written raw: while an upgrade is being confirmed lws has not yet
      * recorded the request's HTTP version and would answer HTTP/1.0, which
@@ -215,13 +223,15 @@ void mt_http_refuse(mt_runtime_t *rt, struct lws *wsi, int status, const char *e
     out.len = LWS_PRE;
     mt_buf_addf(&out,
                 "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n"
-                "x-request-id: %s\r\ncache-control: no-store\r\nconnection: close\r\n\r\n",
-                status, reason_phrase(status), body.len, request_id);
+                "x-request-id: %s\r\ncache-control: no-store\r\nconnection: close\r\n%s\r\n",
+                status, reason_phrase(status), body.len, request_id,
+                extra_headers ? extra_headers : "");
     mt_buf_add(&out, body.data, body.len);
     lws_write(wsi, (unsigned char *)out.data + LWS_PRE, out.len - LWS_PRE, LWS_WRITE_HTTP_FINAL);
-    char path[256] = "";
-    lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI);
-    access_log(rt, wsi, "GET", path, endpoint, status, t0, request_id);
+    const char *method;
+    char path[256];
+    mt_http_request_line(wsi, &method, path, sizeof path);
+    access_log(rt, wsi, method, path, endpoint, status, t0, request_id);
     mt_buf_free(&body);
     mt_buf_free(&out);
 }

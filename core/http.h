@@ -40,8 +40,13 @@ void mt_http_client_addr(struct mt_runtime *rt, struct lws *wsi, char out[MT_ADD
 /** A copy of header tok (truncated to max bytes), or NULL when absent. */
 char *mt_http_header_dup(struct lws *wsi, enum lws_token_indexes tok, size_t max);
 
-/** Writes an HTTP error status with a JSON body; for refused upgrades. */
+/** The request's method ("OTHER" if lws knows none) and path. 0, or -1
+ *  when there is no method lws knows or no path. */
+int mt_http_request_line(struct lws *wsi, const char **method, char *path, size_t len);
+
+/** Writes an HTTP error status with a JSON body and closes; for refused
+ *  upgrades. extra_headers: more "name: value\r\n" lines, or NULL. */
 void mt_http_refuse(struct mt_runtime *rt, struct lws *wsi, int status, const char *error,
-                    const char *endpoint, const char *request_id);
+                    const char *endpoint, const char *request_id, const char *extra_headers);
 
 #endif

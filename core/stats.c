@@ -6,7 +6,7 @@
 static const char *const error_names[MT_ERR__COUNT] = {
     "connection_failed", "json_decode_error",   "handler_error",  "message_too_large",
     "send_queue_overflow", "redis_unavailable", "rate_limited", "heartbeat_timeout",
-    "protocol_error",
+    "protocol_error", "bad_handshake",
 };
 
 static const char *const message_names[MT_MSG__COUNT] = {"received", "sent", "heartbeat",

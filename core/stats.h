@@ -23,6 +23,7 @@ typedef enum {
     MT_ERR_RATE_LIMITED,
     MT_ERR_HEARTBEAT_TIMEOUT,
     MT_ERR_PROTOCOL,       /* a client broke RFC 6455: closed 1002 or 1007 */
+    MT_ERR_BAD_HANDSHAKE,  /* an upgrade request that is not a valid handshake */
     MT_ERR__COUNT
 } mt_error_type_t;
 

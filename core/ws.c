@@ -4,8 +4,10 @@
 #include "http.h"
 #include "runtime.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define COALESCE_MAX (64 * 1024) /* bytes of small frames sent in one write */
 
@@ -333,17 +335,79 @@ static void upgrade_done(mt_ws_upgrade_t *up)
         up->pcol->name = MT_WS_OFFER_PROTOCOL;
 }
 
-/* Refuses an upgrade before the handshake with an HTTP error response;
- * returns what CONFIRM_UPGRADE expects after a response was written. */
+/* Refuses an upgrade before the handshake with an HTTP error response,
+ * counted as kind; returns what CONFIRM_UPGRADE expects after a response
+ * was written. extra: more header lines, or NULL. */
 static int refuse(mt_runtime_t *rt, struct lws *wsi, int status, const char *error,
-                  const char *endpoint)
+                  const char *endpoint, mt_error_type_t kind, const char *extra)
 {
     char rid[MT_REQUEST_ID_MAX + 1];
     mt_http_request_id(rt, wsi, rid);
-    rt->stats.errors[MT_ERR_CONNECTION_FAILED]++;
-    mt_http_refuse(rt, wsi, status, error, endpoint, rid);
+    rt->stats.errors[kind]++;
+    mt_http_refuse(rt, wsi, status, error, endpoint, rid, extra);
     upgrade_done(&rt->ws.upgrade);
     return 1;
+}
+
+/* 1 if the comma-separated header holds the token (any case). */
+static int has_token(struct lws *wsi, enum lws_token_indexes h, const char *token)
+{
+    char v[256];
+    if (lws_hdr_copy(wsi, v, sizeof v, h) <= 0)
+        return 0;
+    size_t n = strlen(token);
+    for (char *p = v; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        size_t k = strcspn(p, ",");
+        size_t t = k;
+        while (t && (p[t - 1] == ' ' || p[t - 1] == '\t'))
+            t--;
+        if (t == n && strncasecmp(p, token, n) == 0)
+            return 1;
+        p += k;
+    }
+    return 0;
+}
+
+/* A Sec-WebSocket-Key is 16 bytes in base64 (RFC 6455 4.1): 24 chars, ==. */
+static int valid_key(struct lws *wsi)
+{
+    char k[64];
+    if (lws_hdr_copy(wsi, k, sizeof k, WSI_TOKEN_KEY) != 24 || strcmp(k + 22, "==") != 0)
+        return 0;
+    for (int i = 0; i < 22; i++)
+        if (!(isalnum((unsigned char)k[i]) || k[i] == '+' || k[i] == '/'))
+            return 0;
+    return 1;
+}
+
+/* What is wrong with an upgrade request (RFC 6455 4.2.1), lws being lenient
+ * about it or dropping it without a response; NULL if nothing. */
+static const char *handshake_problem(struct lws *wsi, const char *method, int *status,
+                                     const char **extra)
+{
+    char version[8];
+    *extra = NULL;
+    *status = 400;
+    if (strcmp(method, "GET") != 0) {
+        *status = 405;
+        *extra = "allow: GET\r\n";
+        return "method_not_allowed";
+    }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HOST) <= 0)
+        return "missing_host";
+    if (!has_token(wsi, WSI_TOKEN_CONNECTION, "upgrade"))
+        return "connection_not_upgrade";
+    if (lws_hdr_copy(wsi, version, sizeof version, WSI_TOKEN_VERSION) <= 0 ||
+        strcmp(version, "13") != 0) {
+        *status = 426;
+        *extra = "sec-websocket-version: 13\r\n";
+        return "unsupported_websocket_version";
+    }
+    if (!valid_key(wsi))
+        return "bad_websocket_key";
+    return NULL;
 }
 
 /* Routes an upgrade by path while it is still HTTP, so a refusal is a
@@ -354,26 +418,31 @@ static int on_confirm_upgrade(mt_runtime_t *rt, struct lws *wsi)
     up->wsi = wsi;
     up->offered = 0;
     up->protocol[0] = up->offer[0] = '\0';
+    const char *method, *extra, *problem;
+    int status;
     char path[512];
-    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
-        return refuse(rt, wsi, 400, "bad_request", "other");
+    if (mt_http_request_line(wsi, &method, path, sizeof path) != 0)
+        return refuse(rt, wsi, 400, "bad_request", "other", MT_ERR_BAD_HANDSHAKE, NULL);
     if (take_offer(wsi, up) != 0)
-        return refuse(rt, wsi, 400, "bad_protocol_header", "other");
+        return refuse(rt, wsi, 400, "bad_protocol_header", "other", MT_ERR_BAD_HANDSHAKE, NULL);
     char pattern[64];
     if (!mt_script_match(rt, path, strlen(path), up->offered ? up->offer : NULL, pattern,
                          sizeof pattern, up->protocol, sizeof up->protocol))
-        return refuse(rt, wsi, 404, "not_found", "other");
+        return refuse(rt, wsi, 404, "not_found", "other", MT_ERR_CONNECTION_FAILED, NULL);
+    if ((problem = handshake_problem(wsi, method, &status, &extra)))
+        return refuse(rt, wsi, status, problem, pattern, MT_ERR_BAD_HANDSHAKE, extra);
     if (rt->cfg.allowed_origins.n) {
         char *origin = mt_http_header_dup(wsi, WSI_TOKEN_ORIGIN, 256);
         int ok = mt_strlist_contains(&rt->cfg.allowed_origins, origin);
         free(origin);
         if (!ok)
-            return refuse(rt, wsi, 403, "origin_not_allowed", pattern);
+            return refuse(rt, wsi, 403, "origin_not_allowed", pattern, MT_ERR_CONNECTION_FAILED,
+                          NULL);
     }
     if (rt->draining)
-        return refuse(rt, wsi, 503, "draining", pattern);
+        return refuse(rt, wsi, 503, "draining", pattern, MT_ERR_CONNECTION_FAILED, NULL);
     if (mt_runtime_active(rt) >= (uint32_t)rt->cfg.max_connections)
-        return refuse(rt, wsi, 503, "connection_limit", pattern);
+        return refuse(rt, wsi, 503, "connection_limit", pattern, MT_ERR_CONNECTION_FAILED, NULL);
     return 0;
 }
 

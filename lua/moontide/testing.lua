@@ -142,7 +142,7 @@ local function new_backend(rt)
     local ERROR_TYPES = {
         connection_failed = true, json_decode_error = true, handler_error = true,
         message_too_large = true, send_queue_overflow = true, redis_unavailable = true,
-        rate_limited = true, heartbeat_timeout = true, protocol_error = true,
+        rate_limited = true, heartbeat_timeout = true, protocol_error = true, bad_handshake = true,
     }
 
     function b.count_error(kind)
