@@ -25,9 +25,11 @@
 /* Every definition below is exported for the FFI; declare them visible. */
 #pragma GCC visibility push(default)
 
-_Static_assert(MT_FFI_OK == MT_OK && MT_FFI_ERROR == MT_ERROR && MT_FFI_AGAIN == MT_AGAIN &&
-                   MT_FFI_DECLINED == MT_DECLINED,
-               "status codes shared with Lua");
+_Static_assert((int)MT_FFI_OK == MT_OK && (int)MT_FFI_ERROR == MT_ERROR &&
+                   (int)MT_FFI_AGAIN == MT_AGAIN && (int)MT_FFI_DECLINED == MT_DECLINED &&
+                   MT_FFI_CLOSE_REASON_MAX == MT_CLOSE_REASON_MAX &&
+                   MT_FFI_GROUP_NAME_MAX == MT_GROUP_NAME_MAX,
+               "status codes and limits shared with Lua");
 
 static mt_conn_t *live_conn(mt_runtime_t *rt, uint64_t id)
 {
@@ -66,7 +68,7 @@ int mt_conn_close(uint64_t conn, int code, const char *reason, size_t len)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
-    if (!valid_close_code(code) || (len && !reason) || len > 123)
+    if (!valid_close_code(code) || (len && !reason) || len > MT_CLOSE_REASON_MAX)
         return MT_ERROR;
     mt_conn_t *c = live_conn(rt, conn);
     if (!c)

@@ -27,7 +27,9 @@ enum {
     MT_FFI_OK = 0,
     MT_FFI_ERROR = -1,
     MT_FFI_AGAIN = -2,
-    MT_FFI_DECLINED = -5
+    MT_FFI_DECLINED = -5,
+    MT_FFI_CLOSE_REASON_MAX = 123,
+    MT_FFI_GROUP_NAME_MAX = 200
 };
 int mt_conn_send(uint64_t conn, const char *data, size_t len, int binary);
 int mt_conn_close(uint64_t conn, int code, const char *reason, size_t len);

@@ -15,6 +15,7 @@
 #define MT_GROUP_H
 
 #include "conn.h"
+#include "status.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -32,8 +33,6 @@ typedef struct mt_groups {
     mt_group_t **buckets;
     uint32_t nbuckets, count;
 } mt_groups_t;
-
-#define MT_GROUP_NAME_MAX 200
 
 /* Results of add and discard besides errors. */
 #define MT_GROUP_CREATED 1 /* add: the group did not exist before */

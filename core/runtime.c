@@ -23,20 +23,6 @@ void mt_runtime_bind(mt_runtime_t *rt)
     current = rt;
 }
 
-double mt_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-double mt_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* lws's log hook takes no user pointer: it reaches the runtime through
  * the one process-wide pointer. Its lines become ours, so stdout and
  * stderr carry JSON only. */

@@ -17,6 +17,7 @@
 #define MT_RUNTIME_H
 
 #include "channel.h"
+#include "clock.h"
 #include "config.h"
 #include "group.h"
 #include "handle.h"
@@ -28,17 +29,12 @@
 #include "rand.h"
 #include "script.h"
 #include "stats.h"
+#include "status.h"
 #include "watch.h"
 #include "ws.h"
 
 #include <libwebsockets.h>
 #include <uv.h>
-
-/* Status codes shared with Lua (see ffi.h). */
-#define MT_OK 0
-#define MT_ERROR -1
-#define MT_AGAIN -2
-#define MT_DECLINED -5
 
 typedef struct mt_runtime {
     mt_config_t cfg;
@@ -92,11 +88,6 @@ int mt_runtime_run(mt_runtime_t *rt);
 void mt_runtime_drained(mt_runtime_t *rt);
 /** Releases everything; safe after a failed init. */
 void mt_runtime_free(mt_runtime_t *rt);
-
-/** Seconds since the epoch, with fraction. */
-double mt_now(void);
-/** Monotonic seconds, for durations. */
-double mt_mono(void);
 
 /** Active WebSocket connections. */
 static inline uint32_t mt_runtime_active(const mt_runtime_t *rt)

@@ -185,8 +185,8 @@ static int start_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *rea
         return MT_DECLINED;
     c->closing = 1;
     c->close_code = (uint16_t)code;
-    if (len > 123)
-        len = 123;
+    if (len > MT_CLOSE_REASON_MAX)
+        len = MT_CLOSE_REASON_MAX;
     free(c->close_reason);
     c->close_reason = len ? mt_xstrndup(reason, len) : NULL;
     if (!c->wsi)
@@ -823,7 +823,7 @@ static void on_peer_close(mt_conn_t *c, unsigned char *in, size_t len)
     else
         c->peer_close_code = LWS_CLOSE_STATUS_NO_STATUS;
     if (len > 2 && !c->close_reason)
-        c->close_reason = mt_xstrndup((const char *)in + 2, len - 2 > 123 ? 123 : len - 2);
+        c->close_reason = mt_xstrndup((const char *)in + 2, len - 2 > MT_CLOSE_REASON_MAX ? MT_CLOSE_REASON_MAX : len - 2);
 }
 
 static void on_closed(mt_runtime_t *rt, mt_conn_t *c, struct lws *wsi)

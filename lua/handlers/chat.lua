@@ -32,7 +32,7 @@ local ERR_UNKNOWN = '{"type":"error","error":"unknown_type"}'
 function _M.on_open(conn, request)
     local room = request.params.room -- conn.params would keep a table per connection
     local group = "chat_" .. room
-    if #group > 200 then
+    if #group > moontide.limits.group_name then
         return conn:close(1008, "room name too long")
     end
     conn.state.group = group

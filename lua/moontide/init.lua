@@ -27,8 +27,14 @@ local _M = { _VERSION = "0.1.0" }
 local backend -- bound by moontide.host
 local threshold = 20
 
-local STATUS = { OK = 0, ERROR = -1, AGAIN = -2, DECLINED = -5 }
+local const = require("moontide.cdef").const
+local STATUS = { OK = const.MT_FFI_OK, ERROR = const.MT_FFI_ERROR, AGAIN = const.MT_FFI_AGAIN,
+    DECLINED = const.MT_FFI_DECLINED }
 _M.STATUS = STATUS
+
+--- Limits the core enforces, defined once in core/status.h.
+local CLOSE_REASON_MAX, GROUP_NAME_MAX = const.MT_FFI_CLOSE_REASON_MAX, const.MT_FFI_GROUP_NAME_MAX
+_M.limits = { close_reason = CLOSE_REASON_MAX, group_name = GROUP_NAME_MAX }
 
 --- Binds the library to a backend (the core, or a test fake). Internal.
 function _M._bind(b)
@@ -137,8 +143,8 @@ function Connection:close(code, reason)
     if type(code) ~= "number" then
         error('bad "code" argument: expected a number', 2)
     end
-    if type(reason) ~= "string" or #reason > 123 then
-        error('bad "reason" argument: expected a string of at most 123 bytes', 2)
+    if type(reason) ~= "string" or #reason > CLOSE_REASON_MAX then
+        error('bad "reason" argument: expected a string of at most ' .. CLOSE_REASON_MAX .. " bytes", 2)
     end
     local rc = backend.close(self._handle, code, reason)
     if rc == STATUS.ERROR then
@@ -156,8 +162,8 @@ local groups = {}
 _M.groups = groups
 
 local function check_group(name)
-    if type(name) ~= "string" or #name == 0 or #name > 200 then
-        error('bad "group" argument: expected a name of 1 to 200 bytes', 3)
+    if type(name) ~= "string" or #name == 0 or #name > GROUP_NAME_MAX then
+        error('bad "group" argument: expected a name of 1 to ' .. GROUP_NAME_MAX .. " bytes", 3)
     end
 end
 

@@ -25,7 +25,9 @@ local setmetatable, pairs, ipairs, type, error = setmetatable, pairs, ipairs, ty
 local table_remove, table_sort = table.remove, table.sort
 local traceback = debug.traceback
 
-local OK, ERROR, DECLINED = 0, -1, -5
+local const = require("moontide.cdef").const
+local OK, ERROR, DECLINED = const.MT_FFI_OK, const.MT_FFI_ERROR, const.MT_FFI_DECLINED
+local CLOSE_REASON_MAX = const.MT_FFI_CLOSE_REASON_MAX
 local LEVEL_NAMES = { [10] = "DEBUG", [20] = "INFO", [30] = "WARNING", [40] = "ERROR",
     [50] = "CRITICAL" }
 
@@ -57,7 +59,7 @@ local function new_backend(rt)
     end
 
     function b.close(handle, code, reason)
-        if not valid_close_code(code) or #reason > 123 then
+        if not valid_close_code(code) or #reason > CLOSE_REASON_MAX then
             return ERROR
         end
         local c = rt.clients[handle]

@@ -5,14 +5,7 @@ describe("moontide.ffi", function()
     end
 
     local function lua_cdef()
-        -- read the string without running the module: its cdef would need
-        -- the server's exported symbols
-        local f = assert(io.open("lua/moontide/ffi.lua"))
-        local text = f:read("*a")
-        f:close()
-        local cdef = text:match("_M%.cdef = %[%[\n(.-)%]%]")
-        assert.is_string(cdef)
-        return cdef
+        return require("moontide.cdef").text
     end
 
     it("matches the block between FFI-BEGIN and FFI-END in core/ffi.h", function()
@@ -21,6 +14,16 @@ describe("moontide.ffi", function()
         f:close()
         local block = assert(header:match("/%* FFI%-BEGIN %*/\n(.-)/%* FFI%-END %*/"))
         assert.equal(normalize(block), normalize(lua_cdef()))
+    end)
+
+    it("gives Lua the status codes and limits core/status.h defines", function()
+        local const = require("moontide.cdef").const
+        local f = assert(io.open("core/status.h"))
+        local header = f:read("*a")
+        f:close()
+        assert.equal(tonumber(header:match("MT_CLOSE_REASON_MAX (%d+)")), const.MT_FFI_CLOSE_REASON_MAX)
+        assert.equal(tonumber(header:match("MT_GROUP_NAME_MAX (%d+)")), const.MT_FFI_GROUP_NAME_MAX)
+        assert.equal(-5, const.MT_FFI_DECLINED)
     end)
 
     it("parses with LuaJIT's FFI", function()
