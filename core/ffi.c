@@ -209,14 +209,14 @@ double mt_timer_start(double delay, double repeat)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
-    return (double)mt_timers_start(rt, delay, repeat);
+    return (double)mt_timers_start(&rt->timers, delay, repeat);
 }
 
 int mt_timer_stop(uint64_t timer)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
-    return mt_timers_stop(rt, timer);
+    return mt_timers_stop(&rt->timers, timer);
 }
 
 /* Splits a NUL-separated list into at most max pointers/lengths. */

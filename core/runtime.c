@@ -84,6 +84,12 @@ static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
 
 static void finish(mt_runtime_t *rt, const char *why);
 
+/* A script's timer fired. */
+static void on_timer(void *ud, uint64_t id)
+{
+    mt_script_timer(ud, id);
+}
+
 static void on_drain_timeout(uv_timer_t *t)
 {
     mt_runtime_t *rt = t->data;
@@ -190,7 +196,7 @@ static void finish(mt_runtime_t *rt, const char *why)
     close_handle((uv_handle_t *)&rt->sig_int);
     close_handle((uv_handle_t *)&rt->sig_hup);
     mt_ws_stop(rt);
-    mt_timers_stop_all(rt);
+    mt_timers_stop_all(&rt->timers);
     mt_instruments_close(rt);
     mt_watch_stop(rt);
     mt_channel_close(rt);
@@ -224,6 +230,7 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
         return -1;
     }
     rt->loop.data = rt;
+    mt_timers_init(&rt->timers, &rt->loop, on_timer, rt);
     mt_metrics_init(&rt->metrics, rt->cfg.color, (uint32_t)rt->cfg.metrics_max_series,
                     (uint32_t)rt->cfg.metrics_max_series_per_family);
     if (mt_channel_init(rt) != 0)
@@ -322,7 +329,7 @@ void mt_runtime_free(mt_runtime_t *rt)
     mt_health_free(rt);
     free(rt->redis.host);
     free(rt->redis.password);
-    mt_handles_free(&rt->timers);
+    mt_timers_free(&rt->timers);
     mt_handles_free(&rt->conns);
     mt_groups_free(&rt->groups);
     mt_metrics_free(&rt->metrics);

@@ -29,6 +29,7 @@
 #include "rand.h"
 #include "script.h"
 #include "stats.h"
+#include "timer.h"
 #include "status.h"
 #include "watch.h"
 #include "ws.h"
@@ -45,7 +46,7 @@ typedef struct mt_runtime {
     mt_instruments_t ins;
     mt_health_t health;
     mt_handles_t conns;  /* mt_conn_t by handle */
-    mt_handles_t timers; /* mt_timer_t by handle */
+    mt_timers_t timers;
     mt_groups_t groups;
     mt_channel_t channel;
     mt_redis_t redis;

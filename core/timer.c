@@ -1,7 +1,8 @@
-/* timer.c - script timers on the loop. */
+/* timer.c - timers on the loop, reported to the service's owner. */
 #include "timer.h"
 
-#include "runtime.h"
+#include "buf.h"
+#include "status.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,9 +12,9 @@ static void on_closed(uv_handle_t *h)
     free(h->data);
 }
 
-static void discard(mt_runtime_t *rt, mt_timer_t *t)
+static void discard(mt_timers_t *ts, mt_timer_t *t)
 {
-    mt_handles_del(&rt->timers, t->id);
+    mt_handles_del(&ts->handles, t->id);
     uv_timer_stop(&t->uv);
     uv_close((uv_handle_t *)&t->uv, on_closed);
 }
@@ -21,36 +22,43 @@ static void discard(mt_runtime_t *rt, mt_timer_t *t)
 static void on_fire(uv_timer_t *h)
 {
     mt_timer_t *t = h->data;
-    mt_runtime_t *rt = t->rt;
+    mt_timers_t *ts = t->owner;
     uint64_t id = t->id;
     if (!t->repeating)
-        discard(rt, t); /* before the event, so the script sees it gone */
-    mt_script_timer(rt, id);
+        discard(ts, t); /* before the callback, so it sees the timer gone */
+    ts->cb(ts->ud, id);
 }
 
-uint64_t mt_timers_start(mt_runtime_t *rt, double delay, double repeat)
+void mt_timers_init(mt_timers_t *t, uv_loop_t *loop, mt_timer_cb cb, void *ud)
+{
+    t->loop = loop;
+    t->cb = cb;
+    t->ud = ud;
+}
+
+uint64_t mt_timers_start(mt_timers_t *ts, double delay, double repeat)
 {
     if (!isfinite(delay) || !isfinite(repeat) || delay < 0 || repeat < 0 || delay > 1e7 ||
         repeat > 1e7)
         return 0;
     mt_timer_t *t = mt_xcalloc(1, sizeof *t);
-    uv_timer_init(&rt->loop, &t->uv);
+    uv_timer_init(ts->loop, &t->uv);
     t->uv.data = t;
-    t->rt = rt;
+    t->owner = ts;
     t->repeating = repeat > 0;
-    t->id = mt_handles_put(&rt->timers, t);
+    t->id = mt_handles_put(&ts->handles, t);
     uint64_t rep_ms = (uint64_t)llround(repeat * 1000);
     uv_timer_start(&t->uv, on_fire, (uint64_t)llround(delay * 1000),
                    t->repeating && rep_ms == 0 ? 1 : rep_ms);
     return t->id;
 }
 
-int mt_timers_stop(mt_runtime_t *rt, uint64_t id)
+int mt_timers_stop(mt_timers_t *ts, uint64_t id)
 {
-    mt_timer_t *t = mt_handles_get(&rt->timers, id);
+    mt_timer_t *t = mt_handles_get(&ts->handles, id);
     if (!t)
         return MT_DECLINED;
-    discard(rt, t);
+    discard(ts, t);
     return MT_OK;
 }
 
@@ -59,7 +67,12 @@ static void stop_one(void *obj, void *ud)
     discard(ud, obj);
 }
 
-void mt_timers_stop_all(mt_runtime_t *rt)
+void mt_timers_stop_all(mt_timers_t *ts)
 {
-    mt_handles_each(&rt->timers, stop_one, rt);
+    mt_handles_each(&ts->handles, stop_one, ts);
+}
+
+void mt_timers_free(mt_timers_t *ts)
+{
+    mt_handles_free(&ts->handles);
 }
