@@ -84,6 +84,12 @@ static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
 
 static void finish(mt_runtime_t *rt, const char *why);
 
+/* Files of the script set changed (and settled). */
+static void on_scripts_changed(void *ud, const char *changed, int n)
+{
+    mt_script_reload(ud, "watch", changed, n);
+}
+
 /* A script's timer fired. */
 static void on_timer(void *ud, uint64_t id)
 {
@@ -198,7 +204,7 @@ static void finish(mt_runtime_t *rt, const char *why)
     mt_ws_stop(rt);
     mt_timers_stop_all(&rt->timers);
     mt_instruments_close(rt);
-    mt_watch_stop(rt);
+    mt_watch_stop(&rt->watch);
     mt_channel_close(rt);
     if (rt->lws)
         lws_context_destroy(rt->lws);
@@ -283,7 +289,7 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
     }
     rt->vhost = lws_get_vhost_by_name(rt->lws, "default");
     rt->listen_port = rt->vhost ? lws_get_vhost_listen_port(rt->vhost) : rt->cfg.port;
-    mt_watch_start(rt);
+    mt_watch_start(&rt->watch, &rt->loop, rt->cfg.scripts, &rt->log, on_scripts_changed, rt);
     rt->startup_seconds = mt_mono() - rt->started_mono;
     mt_metric_set(rt->ins.startup, rt->startup_seconds);
 
@@ -319,7 +325,7 @@ void mt_runtime_free(mt_runtime_t *rt)
         /* After a failed start, finish() never ran: close what did start. */
         mt_ws_stop(rt);
         mt_instruments_close(rt);
-        mt_watch_stop(rt);
+        mt_watch_stop(&rt->watch);
         mt_channel_close(rt);
         uv_run(&rt->loop, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop);

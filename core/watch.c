@@ -1,7 +1,7 @@
 /* watch.c - inotify on the script set, debounced into reloads. */
 #include "watch.h"
 
-#include "runtime.h"
+#include "buf.h"
 
 #include <dirent.h>
 #include <stdlib.h>
@@ -64,11 +64,16 @@ int mt_watch_scan(const char *root, mt_buf_t *files, mt_buf_t *dirs)
     return count;
 }
 
-/* A watcher's data is its directory's path. */
+/* One per watched directory. */
+typedef struct {
+    uv_fs_event_t h;
+    mt_watch_t *w;
+    char path[];
+} dir_watch_t;
+
 static void free_handle(uv_handle_t *h)
 {
     free(h->data);
-    free(h);
 }
 
 static void unwatch_all(mt_watch_t *w)
@@ -80,10 +85,11 @@ static void unwatch_all(mt_watch_t *w)
     w->ndirs = 0;
 }
 
+static void watch_dirs(mt_watch_t *w);
+
 static void on_debounced(uv_timer_t *t)
 {
-    mt_runtime_t *rt = t->data;
-    mt_watch_t *w = &rt->watch;
+    mt_watch_t *w = t->data;
     mt_buf_t files = MT_BUF_INIT, path = MT_BUF_INIT;
     int n = 0;
     for (int i = 0; i < w->nchanged; i++) {
@@ -91,7 +97,7 @@ static void on_debounced(uv_timer_t *t)
          * temporary files editors and sed -i rename into place. */
         struct stat st;
         mt_buf_reset(&path);
-        mt_buf_addf(&path, "%s/%s", rt->cfg.scripts, w->changed[i]);
+        mt_buf_addf(&path, "%s/%s", w->root, w->changed[i]);
         if (is_lua(w->changed[i]) ||
             (stat(mt_buf_cstr(&path), &st) == 0 && S_ISDIR(st.st_mode))) {
             mt_buf_adds(&files, w->changed[i]);
@@ -102,22 +108,21 @@ static void on_debounced(uv_timer_t *t)
     }
     mt_buf_free(&path);
     w->nchanged = 0;
-    mt_script_reload(rt, "watch", files.data, n);
+    w->cb(w->ud, files.data, n);
     mt_buf_free(&files);
     /* Directories may have come or gone. */
     unwatch_all(w);
-    mt_watch_start(rt);
+    watch_dirs(w);
 }
 
 static void on_event(uv_fs_event_t *h, const char *filename, int events, int status)
 {
     (void)events;
-    mt_runtime_t *rt = h->loop->data;
-    mt_watch_t *w = &rt->watch;
+    dir_watch_t *d = h->data;
+    mt_watch_t *w = d->w;
     if (status < 0 || !filename || ignored_name(filename))
         return;
-    const char *dir = h->data;
-    const char *rel = dir + strlen(rt->cfg.scripts);
+    const char *rel = d->path + strlen(w->root);
     while (*rel == '/')
         rel++;
     mt_buf_t path = MT_BUF_INIT;
@@ -131,40 +136,50 @@ static void on_event(uv_fs_event_t *h, const char *filename, int events, int sta
     uv_timer_start(&w->debounce, on_debounced, DEBOUNCE_MS, 0);
 }
 
-void mt_watch_start(mt_runtime_t *rt)
+static void watch_dirs(mt_watch_t *w)
 {
-    mt_watch_t *w = &rt->watch;
-    if (!w->running) {
-        uv_timer_init(&rt->loop, &w->debounce);
-        w->debounce.data = rt;
-        w->running = 1;
-    }
     mt_buf_t files = MT_BUF_INIT, dirs = MT_BUF_INIT;
-    mt_watch_scan(rt->cfg.scripts, &files, &dirs);
+    mt_watch_scan(w->root, &files, &dirs);
     for (size_t off = 0; off < dirs.len && w->ndirs < MT_WATCH_MAX_DIRS;) {
         const char *dir = dirs.data + off;
-        off += strlen(dir) + 1;
-        uv_fs_event_t *h = mt_xmalloc(sizeof *h);
-        uv_fs_event_init(&rt->loop, h);
-        h->data = mt_xstrdup(dir);
-        int rc = uv_fs_event_start(h, on_event, dir, 0);
+        size_t n = strlen(dir);
+        off += n + 1;
+        dir_watch_t *d = mt_xmalloc(sizeof *d + n + 1);
+        memcpy(d->path, dir, n + 1);
+        d->w = w;
+        uv_fs_event_init(w->loop, &d->h);
+        d->h.data = d;
+        int rc = uv_fs_event_start(&d->h, on_event, dir, 0);
         if (rc != 0) {
-            mt_log_msg(&rt->log, MT_LOG_WARNING, "moontide.watch",
+            mt_log_msg(w->log, MT_LOG_WARNING, "moontide.watch",
                        "cannot watch %s (%s): edits there need SIGHUP or /admin/reload", dir,
                        uv_strerror(rc));
-            uv_close((uv_handle_t *)h, free_handle);
+            uv_close((uv_handle_t *)&d->h, free_handle);
             continue;
         }
-        uv_unref((uv_handle_t *)h);
-        w->dirs[w->ndirs++] = h;
+        uv_unref((uv_handle_t *)&d->h);
+        w->dirs[w->ndirs++] = &d->h;
     }
     mt_buf_free(&files);
     mt_buf_free(&dirs);
 }
 
-void mt_watch_stop(mt_runtime_t *rt)
+void mt_watch_start(mt_watch_t *w, uv_loop_t *loop, const char *root, mt_log_t *log,
+                    mt_watch_cb cb, void *ud)
 {
-    mt_watch_t *w = &rt->watch;
+    w->loop = loop;
+    w->root = mt_xstrdup(root);
+    w->log = log;
+    w->cb = cb;
+    w->ud = ud;
+    uv_timer_init(loop, &w->debounce);
+    w->debounce.data = w;
+    w->running = 1;
+    watch_dirs(w);
+}
+
+void mt_watch_stop(mt_watch_t *w)
+{
     if (!w->running)
         return;
     unwatch_all(w);
@@ -173,5 +188,7 @@ void mt_watch_stop(mt_runtime_t *rt)
     for (int i = 0; i < w->nchanged; i++)
         free(w->changed[i]);
     w->nchanged = 0;
+    free(w->root);
+    w->root = NULL;
     w->running = 0;
 }
