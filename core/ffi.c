@@ -42,7 +42,7 @@ static int valid_group(const char *name, size_t len)
     return name && len > 0 && len <= MT_GROUP_NAME_MAX;
 }
 
-int mt_conn_send(uint64_t conn, const char *data, size_t len, int binary)
+int mt_ffi_conn_send(uint64_t conn, const char *data, size_t len, int binary)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -64,7 +64,7 @@ static int valid_close_code(int code)
            (code >= 3000 && code <= 4999);
 }
 
-int mt_conn_close(uint64_t conn, int code, const char *reason, size_t len)
+int mt_ffi_conn_close(uint64_t conn, int code, const char *reason, size_t len)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -96,7 +96,7 @@ int mt_ffi_conn_field(uint64_t conn, int field, char *buf, size_t len)
     return n;
 }
 
-int mt_group_add(const char *name, size_t len, uint64_t conn)
+int mt_ffi_group_add(const char *name, size_t len, uint64_t conn)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -109,7 +109,7 @@ int mt_group_add(const char *name, size_t len, uint64_t conn)
     return MT_OK;
 }
 
-int mt_group_discard(const char *name, size_t len, uint64_t conn)
+int mt_ffi_group_discard(const char *name, size_t len, uint64_t conn)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -121,7 +121,7 @@ int mt_group_discard(const char *name, size_t len, uint64_t conn)
     return MT_OK;
 }
 
-int mt_group_send(const char *name, size_t len, const char *data, size_t dlen, int binary)
+int mt_ffi_group_send(const char *name, size_t len, const char *data, size_t dlen, int binary)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -134,7 +134,7 @@ int mt_group_send(const char *name, size_t len, const char *data, size_t dlen, i
     return (int)(n > (size_t)INT32_MAX ? INT32_MAX : n);
 }
 
-int mt_group_size(const char *name, size_t len)
+int mt_ffi_group_size(const char *name, size_t len)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -144,13 +144,13 @@ int mt_group_size(const char *name, size_t len)
     return g ? (int)g->n : 0;
 }
 
-int mt_log_threshold(void)
+int mt_ffi_log_threshold(void)
 {
     return mt_runtime_current()->log.threshold; /* a read: no guard needed */
 }
 
-void mt_log_write(int level, const char *logger, size_t llen, const char *msg, size_t mlen,
-                  uint64_t conn, const char *fields, size_t flen)
+void mt_ffi_log_write(int level, const char *logger, size_t llen, const char *msg, size_t mlen,
+                      uint64_t conn, const char *fields, size_t flen)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -173,7 +173,7 @@ void mt_log_write(int level, const char *logger, size_t llen, const char *msg, s
     mt_log_end(&rt->log);
 }
 
-int mt_count_error(const char *type, size_t len)
+int mt_ffi_count_error(const char *type, size_t len)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -184,7 +184,7 @@ int mt_count_error(const char *type, size_t len)
     return MT_OK;
 }
 
-int mt_count_message(const char *type, size_t len)
+int mt_ffi_count_message(const char *type, size_t len)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -195,24 +195,24 @@ int mt_count_message(const char *type, size_t len)
     return MT_OK;
 }
 
-double mt_time_now(void)
+double mt_ffi_time_now(void)
 {
     return mt_now();
 }
 
-double mt_time_monotonic(void)
+double mt_ffi_time_monotonic(void)
 {
     return mt_mono();
 }
 
-double mt_timer_start(double delay, double repeat)
+double mt_ffi_timer_start(double delay, double repeat)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
     return (double)mt_timers_start(&rt->timers, delay, repeat);
 }
 
-int mt_timer_stop(uint64_t timer)
+int mt_ffi_timer_stop(uint64_t timer)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -238,9 +238,9 @@ static int split(const char *s, size_t len, const char **items, size_t *lens, in
     return n;
 }
 
-int mt_metric_define(int type, const char *name, size_t nlen, const char *help, size_t hlen,
-                     const char *labels, size_t llen, const double *bounds, int nbounds,
-                     mt_family_t **out, char *err, size_t errlen)
+int mt_ffi_metric_define(int type, const char *name, size_t nlen, const char *help, size_t hlen,
+                         const char *labels, size_t llen, const double *bounds, int nbounds,
+                         mt_family_t **out, char *err, size_t errlen)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -269,7 +269,7 @@ int mt_metric_define(int type, const char *name, size_t nlen, const char *help, 
     return rc == 0 ? MT_OK : MT_ERROR;
 }
 
-int mt_metric_series(mt_family_t *family, const char *values, size_t vlen, mt_series_t **out)
+int mt_ffi_metric_series(mt_family_t *family, const char *values, size_t vlen, mt_series_t **out)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -284,7 +284,7 @@ int mt_metric_series(mt_family_t *family, const char *values, size_t vlen, mt_se
     return MT_OK;
 }
 
-int mt_series_add(mt_series_t *s, double v)
+int mt_ffi_series_add(mt_series_t *s, double v)
 {
     if (s->family->type == MT_METRIC_COUNTER && !(v >= 0))
         return MT_ERROR; /* counters only go up (NaN refused too) */
@@ -292,22 +292,22 @@ int mt_series_add(mt_series_t *s, double v)
     return MT_OK;
 }
 
-void mt_series_set(mt_series_t *s, double v)
+void mt_ffi_series_set(mt_series_t *s, double v)
 {
     s->value = v;
 }
 
-void mt_series_observe(mt_series_t *s, double v)
+void mt_ffi_series_observe(mt_series_t *s, double v)
 {
     mt_metric_observe(s, v);
 }
 
-double mt_series_get(const mt_series_t *s)
+double mt_ffi_series_get(const mt_series_t *s)
 {
     return s->value;
 }
 
-int mt_redis_command(int argc, const char **argv, const size_t *argvlen, double *out_id)
+int mt_ffi_redis_command(int argc, const char **argv, const size_t *argvlen, double *out_id)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -324,15 +324,15 @@ int mt_redis_command(int argc, const char **argv, const size_t *argvlen, double 
     return MT_OK;
 }
 
-int mt_redis_state(void)
+int mt_ffi_redis_state(void)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
     return !rt->redis.configured ? 0 : mt_redis_up(&rt->redis) ? 2 : 1;
 }
 
-int mt_metric_read(const char *name, size_t nlen, const char *match, size_t mlen, int what,
-                   double le, double *out)
+int mt_ffi_metric_read(const char *name, size_t nlen, const char *match, size_t mlen, int what,
+                       double le, double *out)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
@@ -364,7 +364,7 @@ int mt_metric_read(const char *name, size_t nlen, const char *match, size_t mlen
     return isnan(*out) ? MT_DECLINED : MT_OK;
 }
 
-int mt_metric_bounds(const char *name, size_t nlen, double *out, int max)
+int mt_ffi_metric_bounds(const char *name, size_t nlen, double *out, int max)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);

@@ -31,37 +31,37 @@ enum {
     MT_FFI_CLOSE_REASON_MAX = 123,
     MT_FFI_GROUP_NAME_MAX = 200
 };
-int mt_conn_send(uint64_t conn, const char *data, size_t len, int binary);
-int mt_conn_close(uint64_t conn, int code, const char *reason, size_t len);
+int mt_ffi_conn_send(uint64_t conn, const char *data, size_t len, int binary);
+int mt_ffi_conn_close(uint64_t conn, int code, const char *reason, size_t len);
 int mt_ffi_conn_field(uint64_t conn, int field, char *buf, size_t len);
-int mt_group_add(const char *name, size_t len, uint64_t conn);
-int mt_group_discard(const char *name, size_t len, uint64_t conn);
-int mt_group_send(const char *name, size_t len, const char *data, size_t dlen, int binary);
-int mt_group_size(const char *name, size_t len);
-int mt_log_threshold(void);
-void mt_log_write(int level, const char *logger, size_t llen, const char *msg, size_t mlen,
-                  uint64_t conn, const char *fields, size_t flen);
-int mt_count_error(const char *type, size_t len);
-int mt_count_message(const char *type, size_t len);
-double mt_time_now(void);
-double mt_time_monotonic(void);
-double mt_timer_start(double delay, double repeat);
-int mt_timer_stop(uint64_t timer);
+int mt_ffi_group_add(const char *name, size_t len, uint64_t conn);
+int mt_ffi_group_discard(const char *name, size_t len, uint64_t conn);
+int mt_ffi_group_send(const char *name, size_t len, const char *data, size_t dlen, int binary);
+int mt_ffi_group_size(const char *name, size_t len);
+int mt_ffi_log_threshold(void);
+void mt_ffi_log_write(int level, const char *logger, size_t llen, const char *msg, size_t mlen,
+                      uint64_t conn, const char *fields, size_t flen);
+int mt_ffi_count_error(const char *type, size_t len);
+int mt_ffi_count_message(const char *type, size_t len);
+double mt_ffi_time_now(void);
+double mt_ffi_time_monotonic(void);
+double mt_ffi_timer_start(double delay, double repeat);
+int mt_ffi_timer_stop(uint64_t timer);
 typedef struct mt_family mt_family_t;
 typedef struct mt_series mt_series_t;
-int mt_metric_define(int type, const char *name, size_t nlen, const char *help, size_t hlen,
-                     const char *labels, size_t llen, const double *bounds, int nbounds,
-                     mt_family_t **out, char *err, size_t errlen);
-int mt_metric_series(mt_family_t *family, const char *values, size_t vlen, mt_series_t **out);
-int mt_series_add(mt_series_t *s, double v);
-void mt_series_set(mt_series_t *s, double v);
-void mt_series_observe(mt_series_t *s, double v);
-double mt_series_get(const mt_series_t *s);
-int mt_redis_command(int argc, const char **argv, const size_t *argvlen, double *out_id);
-int mt_redis_state(void);
-int mt_metric_read(const char *name, size_t nlen, const char *match, size_t mlen, int what,
-                   double le, double *out);
-int mt_metric_bounds(const char *name, size_t nlen, double *out, int max);
+int mt_ffi_metric_define(int type, const char *name, size_t nlen, const char *help, size_t hlen,
+                         const char *labels, size_t llen, const double *bounds, int nbounds,
+                         mt_family_t **out, char *err, size_t errlen);
+int mt_ffi_metric_series(mt_family_t *family, const char *values, size_t vlen, mt_series_t **out);
+int mt_ffi_series_add(mt_series_t *s, double v);
+void mt_ffi_series_set(mt_series_t *s, double v);
+void mt_ffi_series_observe(mt_series_t *s, double v);
+double mt_ffi_series_get(const mt_series_t *s);
+int mt_ffi_redis_command(int argc, const char **argv, const size_t *argvlen, double *out_id);
+int mt_ffi_redis_state(void);
+int mt_ffi_metric_read(const char *name, size_t nlen, const char *match, size_t mlen, int what,
+                       double le, double *out);
+int mt_ffi_metric_bounds(const char *name, size_t nlen, double *out, int max);
 /* FFI-END */
 
 #endif

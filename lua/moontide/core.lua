@@ -13,11 +13,11 @@ local tonumber, pairs = tonumber, pairs
 local _M = {}
 
 function _M.send(handle, data, binary)
-    return C.mt_conn_send(handle, data, #data, binary and 1 or 0)
+    return C.mt_ffi_conn_send(handle, data, #data, binary and 1 or 0)
 end
 
 function _M.close(handle, code, reason)
-    return C.mt_conn_close(handle, code, reason, #reason)
+    return C.mt_ffi_conn_close(handle, code, reason, #reason)
 end
 
 local field_buf = ffi.new("char[?]", 512)
@@ -33,51 +33,51 @@ function _M.conn_field(handle, field)
 end
 
 function _M.group_add(name, handle)
-    return C.mt_group_add(name, #name, handle)
+    return C.mt_ffi_group_add(name, #name, handle)
 end
 
 function _M.group_discard(name, handle)
-    return C.mt_group_discard(name, #name, handle)
+    return C.mt_ffi_group_discard(name, #name, handle)
 end
 
 function _M.group_send(name, data, binary)
-    return C.mt_group_send(name, #name, data, #data, binary and 1 or 0)
+    return C.mt_ffi_group_send(name, #name, data, #data, binary and 1 or 0)
 end
 
 function _M.group_size(name)
-    return C.mt_group_size(name, #name)
+    return C.mt_ffi_group_size(name, #name)
 end
 
 function _M.log_threshold()
-    return C.mt_log_threshold()
+    return C.mt_ffi_log_threshold()
 end
 
 function _M.log_write(level, logger, msg, handle, fields)
-    C.mt_log_write(level, logger, #logger, msg, #msg, handle or 0, fields, fields and #fields or 0)
+    C.mt_ffi_log_write(level, logger, #logger, msg, #msg, handle or 0, fields, fields and #fields or 0)
 end
 
 function _M.count_error(kind)
-    return C.mt_count_error(kind, #kind)
+    return C.mt_ffi_count_error(kind, #kind)
 end
 
 function _M.count_message(kind)
-    return C.mt_count_message(kind, #kind)
+    return C.mt_ffi_count_message(kind, #kind)
 end
 
 function _M.now()
-    return C.mt_time_now()
+    return C.mt_ffi_time_now()
 end
 
 function _M.monotonic()
-    return C.mt_time_monotonic()
+    return C.mt_ffi_time_monotonic()
 end
 
 function _M.timer_start(delay, rep)
-    return tonumber(C.mt_timer_start(delay, rep))
+    return tonumber(C.mt_ffi_timer_start(delay, rep))
 end
 
 function _M.timer_stop(id)
-    return C.mt_timer_stop(id)
+    return C.mt_ffi_timer_stop(id)
 end
 
 local family_out = ffi.new("mt_family_t *[1]")
@@ -93,7 +93,7 @@ function _M.metric_define(kind, name, help, labels, buckets)
         nbounds = #buckets
         bounds = ffi.new("double[?]", nbounds, buckets)
     end
-    local rc = C.mt_metric_define(kind, name, #name, help, #help, names, #names, bounds,
+    local rc = C.mt_ffi_metric_define(kind, name, #name, help, #help, names, #names, bounds,
         nbounds, family_out, err_buf, ERR_LEN)
     if rc ~= 0 then
         return nil, ffi.string(err_buf)
@@ -103,26 +103,26 @@ end
 
 --- Resolves a label set (values joined by NUL) to a series handle.
 function _M.metric_series(family, values)
-    if C.mt_metric_series(family, values, #values, series_out) ~= 0 then
+    if C.mt_ffi_metric_series(family, values, #values, series_out) ~= 0 then
         return nil, "wrong number of label values"
     end
     return series_out[0]
 end
 
 function _M.metric_add(series, v)
-    return C.mt_series_add(series, v)
+    return C.mt_ffi_series_add(series, v)
 end
 
 function _M.metric_set(series, v)
-    C.mt_series_set(series, v)
+    C.mt_ffi_series_set(series, v)
 end
 
 function _M.metric_observe(series, v)
-    C.mt_series_observe(series, v)
+    C.mt_ffi_series_observe(series, v)
 end
 
 function _M.metric_get(series)
-    return C.mt_series_get(series)
+    return C.mt_ffi_series_get(series)
 end
 
 local read_out = ffi.new("double[1]")
@@ -136,7 +136,7 @@ function _M.metric_read(metric, labels, what, le)
         match[#match + 1] = k .. "=" .. v
     end
     local m = table.concat(match, "\0")
-    if C.mt_metric_read(metric, #metric, m, #m, what or 0, le or 0, read_out) ~= 0 then
+    if C.mt_ffi_metric_read(metric, #metric, m, #m, what or 0, le or 0, read_out) ~= 0 then
         return nil
     end
     return read_out[0]
@@ -144,7 +144,7 @@ end
 
 --- The finite bucket bounds of a histogram, or nil.
 function _M.metric_bounds(metric)
-    local n = C.mt_metric_bounds(metric, #metric, bounds_out, 64)
+    local n = C.mt_ffi_metric_bounds(metric, #metric, bounds_out, 64)
     if n < 0 then
         return nil
     end
@@ -171,7 +171,7 @@ function _M.redis_command(args)
         argv[i - 1] = strs[i]
         lens[i - 1] = #strs[i]
     end
-    local rc = C.mt_redis_command(n, argv, lens, id_out)
+    local rc = C.mt_ffi_redis_command(n, argv, lens, id_out)
     strs[0] = nil -- the table stays live up to here
     if rc == 0 then
         return id_out[0]
@@ -185,7 +185,7 @@ end
 
 --- 0: not configured, 1: configured but down, 2: up.
 function _M.redis_state()
-    return C.mt_redis_state()
+    return C.mt_ffi_redis_state()
 end
 
 return _M
