@@ -1,103 +1,132 @@
 /* channel.c - the channel layer: in-memory, or Redis across instances. */
 #include "channel.h"
 
-#include "runtime.h"
-#include "ws.h"
+#include "clock.h"
 
-int mt_channel_init(mt_runtime_t *rt)
+void mt_channel_init(mt_channel_t *ch, mt_groups_t *groups, mt_conns_t *conns, mt_redis_t *redis,
+                     mt_log_t *log, mt_stats_t *stats)
 {
-    if (!rt->cfg.redis_url) {
-        rt->channel.kind = "memory";
-        return 0;
-    }
-    char err[256];
-    rt->channel.kind = "redis";
-    rt->redis.prefix = rt->cfg.redis_prefix;
-    if (mt_redis_parse_url(&rt->redis, rt->cfg.redis_url, err, sizeof err) != 0) {
-        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.channel", "%s", err);
-        return -1;
-    }
-    mt_redis_start(rt);
-    return 0;
+    ch->kind = redis ? "redis" : "memory";
+    ch->groups = groups;
+    ch->conns = conns;
+    ch->redis = redis;
+    ch->log = log;
+    ch->stats = stats;
+    ch->last_warning = 0;
 }
 
-size_t mt_channel_deliver_local(mt_runtime_t *rt, const char *group, size_t len, mt_frame_t *f)
+size_t mt_channel_deliver_local(mt_channel_t *ch, const char *group, size_t len, mt_frame_t *f)
 {
-    mt_group_t *g = mt_groups_find(&rt->groups, group, len);
+    mt_group_t *g = mt_groups_find(ch->groups, group, len);
     if (!g)
         return 0;
     /* Enqueueing may close a member whose queue overflows, but never
      * removes it from the group here: closes take effect in callbacks. */
     for (uint32_t i = 0; i < g->n; i++)
-        mt_ws_enqueue(rt, g->members[i], f);
+        mt_conn_enqueue(ch->conns, g->members[i], f);
     return g->n;
 }
 
-static void redis_unavailable(mt_runtime_t *rt)
+static void redis_unavailable(mt_channel_t *ch)
 {
-    rt->stats.errors[MT_ERR_REDIS_UNAVAILABLE]++;
+    ch->stats->errors[MT_ERR_REDIS_UNAVAILABLE]++;
     double now = mt_mono();
-    if (now - rt->redis.last_warning >= 5.0) {
-        rt->redis.last_warning = now;
-        mt_log_msg(&rt->log, MT_LOG_WARNING, "moontide.channel",
+    if (now - ch->last_warning >= 5.0) {
+        ch->last_warning = now;
+        mt_log_msg(ch->log, MT_LOG_WARNING, "moontide.channel",
                    "redis unavailable: group sends reach this instance only");
     }
 }
 
-size_t mt_channel_group_send(mt_runtime_t *rt, const char *group, size_t len, mt_frame_t *f)
+size_t mt_channel_group_send(mt_channel_t *ch, const char *group, size_t len, mt_frame_t *f)
 {
-    if (!rt->redis.configured)
-        return mt_channel_deliver_local(rt, group, len, f);
-    mt_group_t *g = mt_groups_find(&rt->groups, group, len);
+    if (!ch->redis)
+        return mt_channel_deliver_local(ch, group, len, f);
+    mt_group_t *g = mt_groups_find(ch->groups, group, len);
     /* Deliver here directly when our own subscription will not bring the
      * message back; then the message says so and we skip our copy. */
-    int local_now = g && !(g->subscribed && rt->redis.sub.ready && rt->redis.cmd.ready);
-    if (mt_redis_publish(rt, group, len, f, local_now) != 0) {
-        redis_unavailable(rt);
+    int local_now = g && !(g->subscribed && mt_redis_up(ch->redis));
+    if (mt_redis_publish(ch->redis, group, len, f, local_now) != 0) {
+        redis_unavailable(ch);
         local_now = g != NULL;
     }
     if (local_now)
-        return mt_channel_deliver_local(rt, group, len, f);
+        return mt_channel_deliver_local(ch, group, len, f);
     return g ? g->n : 0;
 }
 
-void mt_channel_join(mt_runtime_t *rt, const char *group, size_t len, mt_conn_t *c)
+void mt_channel_join(mt_channel_t *ch, const char *group, size_t len, mt_conn_t *c)
 {
-    if (mt_groups_add(&rt->groups, group, len, c) == MT_GROUP_CREATED && rt->redis.configured)
-        mt_redis_subscribe(rt, group, len);
+    if (mt_groups_add(ch->groups, group, len, c) == MT_GROUP_CREATED && ch->redis)
+        mt_redis_subscribe(ch->redis, group, len);
 }
 
-int mt_channel_leave(mt_runtime_t *rt, const char *group, size_t len, mt_conn_t *c)
+int mt_channel_leave(mt_channel_t *ch, const char *group, size_t len, mt_conn_t *c)
 {
-    int rc = mt_groups_discard(&rt->groups, group, len, c);
-    if (rc == MT_GROUP_REMOVED && rt->redis.configured)
-        mt_redis_unsubscribe(rt, group, len);
+    int rc = mt_groups_discard(ch->groups, group, len, c);
+    if (rc == MT_GROUP_REMOVED && ch->redis)
+        mt_redis_unsubscribe(ch->redis, group, len);
     return rc < 0 ? -1 : 0;
 }
 
 static void emptied(void *ud, const char *name, size_t len)
 {
-    mt_runtime_t *rt = ud;
-    if (rt->redis.configured)
-        mt_redis_unsubscribe(rt, name, len);
+    mt_channel_t *ch = ud;
+    if (ch->redis)
+        mt_redis_unsubscribe(ch->redis, name, len);
 }
 
-void mt_channel_leave_all(mt_runtime_t *rt, mt_conn_t *c)
+void mt_channel_leave_all(mt_channel_t *ch, mt_conn_t *c)
 {
-    mt_groups_discard_all(&rt->groups, c, emptied, rt);
+    mt_groups_discard_all(ch->groups, c, emptied, ch);
 }
 
-int mt_channel_ready(mt_runtime_t *rt, const char **reason)
+int mt_channel_ready(const mt_channel_t *ch, const char **reason)
 {
     *reason = NULL;
-    if (rt->redis.configured && !mt_redis_up(&rt->redis)) {
+    if (ch->redis && !mt_redis_up(ch->redis)) {
         *reason = "redis unavailable";
         return 0;
     }
     return 1;
 }
 
-void mt_channel_close(mt_runtime_t *rt)
+void mt_channel_redis_message(mt_channel_t *ch, const char *group, size_t len, const void *payload,
+                              size_t plen, int binary)
 {
-    mt_redis_stop(rt);
+    if (!mt_groups_find(ch->groups, group, len))
+        return; /* the last member left while the message was on its way */
+    mt_frame_t *f = mt_frame_new(payload, plen, binary);
+    mt_channel_deliver_local(ch, group, len, f);
+    mt_frame_unref(f);
+}
+
+void mt_channel_redis_subscribed(mt_channel_t *ch, const char *group, size_t len)
+{
+    mt_group_t *g = mt_groups_find(ch->groups, group, len);
+    if (g)
+        g->subscribed = 1;
+}
+
+static void resubscribe_one(mt_group_t *g, void *ud)
+{
+    mt_channel_t *ch = ud;
+    g->subscribed = 0;
+    mt_redis_subscribe(ch->redis, g->name, g->len);
+}
+
+static void unsubscribed_one(mt_group_t *g, void *ud)
+{
+    (void)ud;
+    g->subscribed = 0;
+}
+
+/* A new subscription link knows none of our groups: subscribe them all
+ * again. A lost one carries none: until confirmed again, senders here
+ * deliver locally themselves. */
+void mt_channel_redis_link(mt_channel_t *ch, int subscriber, int up)
+{
+    if (!subscriber)
+        return;
+    mt_groups_each(ch->groups, up ? resubscribe_one : unsubscribed_one, ch);
 }

@@ -3,43 +3,60 @@
  * on this instance and (with Redis) on every other.
  *
  * The layer is chosen at start: in-memory (one process, nothing external)
- * or Redis (redis.h). Both deliver to local members through
- * mt_channel_deliver_local, which enqueues one shared frame on every
- * member's send queue. Group membership goes through mt_channel_join and
+ * or Redis (redis.h, given here already started). Both deliver to local
+ * members by enqueueing one shared frame on every member's send queue
+ * (conn.h). Group membership goes through mt_channel_join and
  * mt_channel_leave so the layer can (un)subscribe when a group appears on
  * or disappears from this instance.
- * Owns: nothing beyond the Redis link it starts. Lifecycle: init at
- * runtime start, close at shutdown.
+ *
+ * The Redis service reports to its owner; the owner passes its group
+ * events on to mt_channel_redis_message, _subscribed and _link.
+ *
+ * Owns: nothing; the groups, connections and Redis service are the
+ * owner's. Lifecycle: mt_channel_init, then use; nothing to free.
  */
 #ifndef MT_CHANNEL_H
 #define MT_CHANNEL_H
 
+#include "conn.h"
 #include "frame.h"
+#include "group.h"
+#include "log.h"
+#include "redis.h"
+#include "stats.h"
 
 #include <stddef.h>
 
-struct mt_runtime;
-struct mt_conn;
-
 typedef struct mt_channel {
     const char *kind; /* "memory" or "redis" */
+    mt_groups_t *groups;
+    mt_conns_t *conns;
+    mt_redis_t *redis; /* NULL: in-memory */
+    mt_log_t *log;
+    mt_stats_t *stats;   /* redis_unavailable */
+    double last_warning; /* monotonic; rate-limits "unavailable" lines */
 } mt_channel_t;
 
-/** Chooses and starts the layer from the config; 0 or -1 (logged). */
-int mt_channel_init(struct mt_runtime *rt);
+/** Sets up the layer; redis NULL for in-memory. Can't fail. */
+void mt_channel_init(mt_channel_t *ch, mt_groups_t *groups, mt_conns_t *conns, mt_redis_t *redis,
+                     mt_log_t *log, mt_stats_t *stats);
 /** Sends a frame to a group. Returns the number of local deliveries. */
-size_t mt_channel_group_send(struct mt_runtime *rt, const char *group, size_t len, mt_frame_t *f);
+size_t mt_channel_group_send(mt_channel_t *ch, const char *group, size_t len, mt_frame_t *f);
 /** Enqueues f on each local member of the group; returns how many. */
-size_t mt_channel_deliver_local(struct mt_runtime *rt, const char *group, size_t len,
-                                mt_frame_t *f);
+size_t mt_channel_deliver_local(mt_channel_t *ch, const char *group, size_t len, mt_frame_t *f);
 /** Adds a connection to a group (subscribing when the group is new). */
-void mt_channel_join(struct mt_runtime *rt, const char *group, size_t len, struct mt_conn *c);
+void mt_channel_join(mt_channel_t *ch, const char *group, size_t len, mt_conn_t *c);
 /** Removes a connection from a group; 0, or -1 if it was not a member. */
-int mt_channel_leave(struct mt_runtime *rt, const char *group, size_t len, struct mt_conn *c);
+int mt_channel_leave(mt_channel_t *ch, const char *group, size_t len, mt_conn_t *c);
 /** Removes a closing connection from all its groups. */
-void mt_channel_leave_all(struct mt_runtime *rt, struct mt_conn *c);
+void mt_channel_leave_all(mt_channel_t *ch, mt_conn_t *c);
 /** 1 when the layer can carry traffic; else 0 with a reason. */
-int mt_channel_ready(struct mt_runtime *rt, const char **reason);
-void mt_channel_close(struct mt_runtime *rt);
+int mt_channel_ready(const mt_channel_t *ch, const char **reason);
+
+/* The Redis service's group events (mt_redis_events_t), passed on. */
+void mt_channel_redis_message(mt_channel_t *ch, const char *group, size_t len, const void *payload,
+                              size_t plen, int binary);
+void mt_channel_redis_subscribed(mt_channel_t *ch, const char *group, size_t len);
+void mt_channel_redis_link(mt_channel_t *ch, int subscriber, int up);
 
 #endif

@@ -4,19 +4,82 @@
 #include <stdlib.h>
 #include <string.h>
 
-mt_conn_t *mt_conn_new(mt_handles_t *conns)
+void mt_conns_init(mt_conns_t *cs, size_t max_queue_bytes, int drop_oldest, mt_stats_t *stats,
+                   const mt_conn_hooks_t *hooks)
+{
+    cs->max_queue_bytes = max_queue_bytes;
+    cs->drop_oldest = drop_oldest;
+    cs->stats = stats;
+    cs->hooks = *hooks;
+}
+
+void mt_conns_free(mt_conns_t *cs)
+{
+    mt_handles_free(&cs->handles);
+}
+
+mt_conn_t *mt_conn_new(mt_conns_t *cs)
 {
     mt_conn_t *c = mt_xcalloc(1, sizeof *c);
     c->fd = -1;
-    c->id = mt_handles_put(conns, c);
+    c->id = mt_handles_put(&cs->handles, c);
     return c;
 }
 
-void mt_conn_free(mt_handles_t *conns, mt_conn_t *c)
+/* The drop_oldest policy: make room by dropping the oldest queued frames.
+ * Returns 1 when f now fits, 0 when it is larger than the whole bound. */
+static int drop_oldest(mt_conns_t *cs, mt_conn_t *c, const mt_frame_t *f)
+{
+    if (f->len > cs->max_queue_bytes)
+        return 0;
+    uint32_t dropped = 0;
+    while (c->q.len && c->q.bytes + f->len > cs->max_queue_bytes) {
+        mt_sendq_pop(&c->q);
+        dropped++;
+    }
+    cs->stats->errors[MT_ERR_SEND_QUEUE_OVERFLOW]++;
+    cs->stats->send_queue_dropped_frames += dropped;
+    return 1;
+}
+
+void mt_conn_enqueue(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f)
+{
+    if (c->closing || c->closed || c->peer_closed)
+        return;
+    if (c->q.bytes + f->len > cs->max_queue_bytes && !(cs->drop_oldest && drop_oldest(cs, c, f))) {
+        cs->stats->errors[MT_ERR_SEND_QUEUE_OVERFLOW]++;
+        cs->stats->send_queue_dropped_frames += c->q.len + 1;
+        cs->hooks.overflow(cs->hooks.ud, c, c->q.bytes, c->q.len);
+        mt_conn_close(cs, c, 1013 /* try again later */, "send queue overflow", 19, 1);
+        return;
+    }
+    mt_sendq_push(&c->q, f);
+    cs->hooks.want_write(cs->hooks.ud, c);
+}
+
+int mt_conn_close(mt_conns_t *cs, mt_conn_t *c, int code, const char *reason, size_t len, int now)
+{
+    if (c->closing || c->closed)
+        return MT_DECLINED;
+    c->closing = 1;
+    c->close_code = (uint16_t)code;
+    if (len > MT_CLOSE_REASON_MAX)
+        len = MT_CLOSE_REASON_MAX;
+    free(c->close_reason);
+    c->close_reason = len ? mt_xstrndup(reason, len) : NULL;
+    if (now) {
+        mt_sendq_clear(&c->q);
+        c->kill_due = 1;
+    }
+    cs->hooks.want_write(cs->hooks.ud, c);
+    return MT_OK;
+}
+
+void mt_conn_free(mt_conns_t *cs, mt_conn_t *c)
 {
     if (!c)
         return;
-    mt_handles_del(conns, c->id);
+    mt_handles_del(&cs->handles, c->id);
     mt_sendq_clear(&c->q);
     mt_buf_free(&c->rx);
     mt_wsframe_free(&c->scan);

@@ -1,12 +1,16 @@
 /*
- * conn.h - WebSocket connections: identity, send queue, reassembly buffer
- * and group memberships of each.
+ * conn.h - WebSocket connections: identity, the send queue with its bound
+ * and policy, close requests, the reassembly buffer and group memberships.
  *
  * Lua names a connection by its handle (handle.h), never by pointer.
+ * Whatever queues frames or asks for a close goes through here; the owner
+ * of the connections (the WebSocket edge, ws.c) is told through hooks that
+ * a connection wants writing, and that one is closed for overflowing its
+ * queue, and does the socket work.
  *
- * Owns: every mt_conn_t and what hangs off it. One is created when lws
- * reports a WebSocket established and freed after the close event has run
- * (mt_conn_free). Non-goals: lws callbacks themselves (ws.c).
+ * Owns: every mt_conn_t and what hangs off it. One is created when a
+ * WebSocket is established and freed after its close event has run
+ * (mt_conn_free). Non-goals: sockets and lws (ws.c).
  */
 #ifndef MT_CONN_H
 #define MT_CONN_H
@@ -16,6 +20,8 @@
 #include "frame.h"
 #include "netaddr.h"
 #include "rand.h"
+#include "stats.h"
+#include "status.h"
 #include "wsframe.h"
 
 #include <stdint.h>
@@ -51,6 +57,7 @@ typedef struct mt_conn {
     unsigned peer_closed : 1; /* the peer's close came: nothing more goes either way */
     unsigned kill_due : 1;    /* close at the end of this loop turn, without waiting */
     unsigned close_held : 1;  /* the peer's close: answer it once the queue is out */
+    unsigned close_armed : 1; /* the owner has acted on the close request */
     char *close_reason;
     double opened_at;
     double last_seen;  /* monotonic: the peer's last frame or pong */
@@ -74,10 +81,60 @@ enum {
     MT_CONN__FIELDS
 };
 
+/* What the owner of the connections is told. */
+typedef struct mt_conn_hooks {
+    /* Frames were queued on c, or a close was requested: write it. */
+    void (*want_write)(void *ud, mt_conn_t *c);
+    /* c's queue passed its bound under the close policy; c is being
+     * closed with 1013 (queued_* say how far it had got). */
+    void (*overflow)(void *ud, mt_conn_t *c, size_t queued_bytes, uint32_t queued_frames);
+    void *ud;
+} mt_conn_hooks_t;
+
+/* The table of connections, with the send-queue bound and its policy. */
+typedef struct mt_conns {
+    mt_handles_t handles; /* mt_conn_t by handle */
+    size_t max_queue_bytes;
+    int drop_oldest;   /* at the bound: drop the oldest frames (else close 1013) */
+    mt_stats_t *stats; /* send_queue_overflow, dropped frames */
+    mt_conn_hooks_t hooks;
+} mt_conns_t;
+
+/** Sets the bound, the policy and the owner's hooks; can't fail. */
+void mt_conns_init(mt_conns_t *cs, size_t max_queue_bytes, int drop_oldest, mt_stats_t *stats,
+                   const mt_conn_hooks_t *hooks);
+/** Frees the table (the connections are freed one by one, at close). */
+void mt_conns_free(mt_conns_t *cs);
+static inline uint32_t mt_conns_count(const mt_conns_t *cs)
+{
+    return cs->handles.count;
+}
+/** The connection a handle names, or NULL once it is gone. */
+static inline mt_conn_t *mt_conn_get(const mt_conns_t *cs, uint64_t id)
+{
+    return (mt_conn_t *)mt_handles_get(&cs->handles, id);
+}
+
 /** A new zeroed connection filed under a fresh handle; can't fail. */
-mt_conn_t *mt_conn_new(mt_handles_t *conns);
+mt_conn_t *mt_conn_new(mt_conns_t *cs);
 /** Unfiles and frees the connection and what it owns. Accepts NULL. */
-void mt_conn_free(mt_handles_t *conns, mt_conn_t *c);
+void mt_conn_free(mt_conns_t *cs, mt_conn_t *c);
+
+/**
+ * Queues a shared frame (taking a reference) unless the connection is
+ * closing or closed. Past the bound: the drop_oldest policy drops the
+ * oldest frames (counted); the close policy closes the connection with
+ * 1013 at once (counted, reported through the overflow hook).
+ */
+void mt_conn_enqueue(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f);
+/**
+ * Asks for a close with code and reason (copied, at most
+ * MT_CLOSE_REASON_MAX bytes). now: the peer is not reading, so the queue
+ * is dropped and the close done at once; otherwise it follows the frames
+ * already queued. MT_OK, or MT_DECLINED if the connection is already
+ * closing or closed.
+ */
+int mt_conn_close(mt_conns_t *cs, mt_conn_t *c, int code, const char *reason, size_t len, int now);
 
 /** Appends the connection's identity fields to a log line or JSON object. */
 void mt_conn_log_fields(const mt_conn_t *c, mt_buf_t *b);

@@ -1,11 +1,7 @@
 /* ffi.c - the mt_* functions Lua calls. */
 #include "ffi.h"
 
-#include "channel.h"
-#include "conn.h"
 #include "runtime.h"
-#include "timer.h"
-#include "ws.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -33,7 +29,7 @@ _Static_assert((int)MT_FFI_OK == MT_OK && (int)MT_FFI_ERROR == MT_ERROR &&
 
 static mt_conn_t *live_conn(mt_runtime_t *rt, uint64_t id)
 {
-    mt_conn_t *c = mt_handles_get(&rt->conns, id);
+    mt_conn_t *c = mt_conn_get(&rt->conns, id);
     return c && !c->closing && !c->closed ? c : NULL;
 }
 
@@ -52,7 +48,7 @@ int mt_ffi_conn_send(uint64_t conn, const char *data, size_t len, int binary)
     if (!c)
         return MT_DECLINED;
     mt_frame_t *f = mt_frame_new(data, len, binary);
-    mt_ws_enqueue(rt, c, f);
+    mt_conn_enqueue(&rt->conns, c, f);
     mt_frame_unref(f);
     return MT_OK;
 }
@@ -73,7 +69,7 @@ int mt_ffi_conn_close(uint64_t conn, int code, const char *reason, size_t len)
     mt_conn_t *c = live_conn(rt, conn);
     if (!c)
         return MT_DECLINED;
-    return mt_ws_close(rt, c, code, reason, len);
+    return mt_conn_close(&rt->conns, c, code, reason, len, 0);
 }
 
 /* The fields of a connection Lua reads on demand (moontide.CORE_FIELDS). */
@@ -81,7 +77,7 @@ int mt_ffi_conn_field(uint64_t conn, int field, char *buf, size_t len)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
-    mt_conn_t *c = mt_handles_get(&rt->conns, conn);
+    mt_conn_t *c = mt_conn_get(&rt->conns, conn);
     if (!c)
         return MT_DECLINED;
     if (!buf)
@@ -105,7 +101,7 @@ int mt_ffi_group_add(const char *name, size_t len, uint64_t conn)
     mt_conn_t *c = live_conn(rt, conn);
     if (!c)
         return MT_DECLINED;
-    mt_channel_join(rt, name, len, c);
+    mt_channel_join(&rt->channel, name, len, c);
     return MT_OK;
 }
 
@@ -115,8 +111,8 @@ int mt_ffi_group_discard(const char *name, size_t len, uint64_t conn)
     MT_FFI_GUARD(rt);
     if (!valid_group(name, len))
         return MT_ERROR;
-    mt_conn_t *c = mt_handles_get(&rt->conns, conn);
-    if (!c || mt_channel_leave(rt, name, len, c) < 0)
+    mt_conn_t *c = mt_conn_get(&rt->conns, conn);
+    if (!c || mt_channel_leave(&rt->channel, name, len, c) < 0)
         return MT_DECLINED;
     return MT_OK;
 }
@@ -129,7 +125,7 @@ int mt_ffi_group_send(const char *name, size_t len, const char *data, size_t dle
         return MT_ERROR;
     mt_frame_t *f = mt_frame_new(data, dlen, binary);
     rt->stats.messages[MT_MSG_BROADCAST]++;
-    size_t n = mt_channel_group_send(rt, name, len, f);
+    size_t n = mt_channel_group_send(&rt->channel, name, len, f);
     mt_frame_unref(f);
     return (int)(n > (size_t)INT32_MAX ? INT32_MAX : n);
 }
@@ -162,7 +158,7 @@ void mt_ffi_log_write(int level, const char *logger, size_t llen, const char *ms
     mt_buf_t *b = mt_log_begin(&rt->log, level, name, msg ? msg : "", msg ? mlen : 0);
     if (!b)
         return;
-    mt_conn_t *c = conn ? mt_handles_get(&rt->conns, conn) : NULL;
+    mt_conn_t *c = conn ? mt_conn_get(&rt->conns, conn) : NULL;
     if (c)
         mt_conn_log_fields(c, b);
     /* fields is a JSON object encoded by Lua: splice its members in. */
@@ -313,10 +309,10 @@ int mt_ffi_redis_command(int argc, const char **argv, const size_t *argvlen, dou
     MT_FFI_GUARD(rt);
     if (argc < 1 || argc > 1024 || !argv || !argvlen || !out_id)
         return MT_ERROR;
-    if (!rt->redis.configured)
+    if (!rt->channel.redis)
         return MT_DECLINED;
     uint64_t id = ++rt->redis_requests;
-    if (mt_redis_send_command(rt, argc, argv, argvlen, id) != 0) {
+    if (mt_redis_send_command(&rt->redis, argc, argv, argvlen, id) != 0) {
         rt->stats.errors[MT_ERR_REDIS_UNAVAILABLE]++;
         return MT_AGAIN;
     }
@@ -328,7 +324,7 @@ int mt_ffi_redis_state(void)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
-    return !rt->redis.configured ? 0 : mt_redis_up(&rt->redis) ? 2 : 1;
+    return !rt->channel.redis ? 0 : mt_redis_up(&rt->redis) ? 2 : 1;
 }
 
 int mt_ffi_metric_read(const char *name, size_t nlen, const char *match, size_t mlen, int what,

@@ -52,7 +52,7 @@ void mt_handles_del(mt_handles_t *t, uint64_t h)
     t->count--;
 }
 
-void mt_handles_each(mt_handles_t *t, void (*fn)(void *obj, void *ud), void *ud)
+void mt_handles_each(const mt_handles_t *t, void (*fn)(void *obj, void *ud), void *ud)
 {
     for (uint32_t i = 0; i < t->used; i++)
         if (t->objs[i])

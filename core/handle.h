@@ -28,7 +28,7 @@ void *mt_handles_get(const mt_handles_t *t, uint64_t h);
 /** Forgets the object; its handle never resolves again. Unknown: ignored. */
 void mt_handles_del(mt_handles_t *t, uint64_t h);
 /** Calls fn on each live object; fn may delete the one it is given. */
-void mt_handles_each(mt_handles_t *t, void (*fn)(void *obj, void *ud), void *ud);
+void mt_handles_each(const mt_handles_t *t, void (*fn)(void *obj, void *ud), void *ud);
 void mt_handles_free(mt_handles_t *t);
 
 #endif

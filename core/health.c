@@ -1,25 +1,41 @@
 /* health.c - readiness, decided at the top of events and kept. */
 #include "health.h"
 
-#include "runtime.h"
+#include "clock.h"
 
 #include <stdlib.h>
+
+void mt_health_facts(const mt_health_t *h, mt_script_facts_t *f)
+{
+    const char *reason;
+    const mt_redis_t *r = h->channel->redis;
+    f->draining = h->proc->draining;
+    f->active_connections = mt_conns_count(h->conns);
+    f->max_connections = (uint32_t)h->cfg->max_connections;
+    f->channel_layer = h->channel->kind;
+    f->channel_ready = mt_channel_ready(h->channel, &reason);
+    f->redis_configured = r != NULL;
+    f->redis_connected = r && mt_redis_up(r);
+    f->redis_latency = r ? r->latency : 0;
+    f->redis_down_seconds = r && r->down_since ? mt_mono() - r->down_since : 0;
+}
 
 /* The built-in rules, used when the scripts have no readiness policy or
  * it fails: not ready while draining, while the channel layer is down or
  * at the connection limit. */
-static int builtin_readiness(mt_runtime_t *rt, mt_buf_t *checks, mt_buf_t *reasons)
+static int builtin_readiness(const mt_health_t *h, mt_buf_t *checks, mt_buf_t *reasons)
 {
     const char *channel_reason;
-    int channel_ok = mt_channel_ready(rt, &channel_reason);
-    int at_limit = mt_runtime_active(rt) >= (uint32_t)rt->cfg.max_connections;
+    int channel_ok = mt_channel_ready(h->channel, &channel_reason);
+    int draining = h->proc->draining;
+    int at_limit = mt_conns_count(h->conns) >= (uint32_t)h->cfg->max_connections;
     mt_buf_addc(checks, '{');
-    mt_json_kv_cstr(checks, "draining", rt->draining ? "draining" : "ok");
+    mt_json_kv_cstr(checks, "draining", draining ? "draining" : "ok");
     mt_json_kv_cstr(checks, "channel_layer", channel_ok ? "ok" : channel_reason);
     mt_json_kv_cstr(checks, "connections", at_limit ? "connection limit reached" : "ok");
     mt_buf_addc(checks, '}');
     mt_buf_addc(reasons, '[');
-    const char *list[3] = {rt->draining ? "draining" : NULL, channel_ok ? NULL : channel_reason,
+    const char *list[3] = {draining ? "draining" : NULL, channel_ok ? NULL : channel_reason,
                            at_limit ? "connection limit reached" : NULL};
     int n = 0;
     for (int i = 0; i < 3; i++) {
@@ -33,16 +49,20 @@ static int builtin_readiness(mt_runtime_t *rt, mt_buf_t *checks, mt_buf_t *reaso
     return n == 0;
 }
 
-static int decide(mt_runtime_t *rt, int use_policy)
+static int decide(mt_health_t *h, int use_policy)
 {
-    mt_health_t *h = &rt->health;
     mt_buf_reset(&h->checks);
     mt_buf_reset(&h->reasons);
-    int ready;
-    if (!use_policy || mt_script_readiness(rt, &ready, &h->checks, &h->reasons) != 0) {
+    int ready = 0, decided = 0;
+    if (use_policy && h->script && h->script->L) {
+        mt_script_facts_t facts;
+        mt_health_facts(h, &facts);
+        decided = mt_script_readiness(h->script, &facts, &ready, &h->checks, &h->reasons) == 0;
+    }
+    if (!decided) {
         mt_buf_reset(&h->checks);
         mt_buf_reset(&h->reasons);
-        ready = builtin_readiness(rt, &h->checks, &h->reasons);
+        ready = builtin_readiness(h, &h->checks, &h->reasons);
     }
     h->ready = ready;
     h->decided_at = mt_mono();
@@ -50,28 +70,60 @@ static int decide(mt_runtime_t *rt, int use_policy)
     return ready;
 }
 
-void mt_health_init(mt_runtime_t *rt)
+void mt_health_init(mt_health_t *h, mt_metrics_t *metrics, mt_log_t *log, const mt_config_t *cfg,
+                    const mt_process_t *proc, const mt_conns_t *conns, const mt_channel_t *channel,
+                    mt_script_t *script)
 {
     mt_family_t *f;
     char err[256];
-    if (mt_metrics_family(&rt->metrics, MT_METRIC_GAUGE, "moontide_ready",
+    if (mt_metrics_family(metrics, MT_METRIC_GAUGE, "moontide_ready",
                           "1 when /readyz would answer 200, else 0", NULL, 0, NULL, 0, &f, err,
                           sizeof err) != 0) {
         /* A fixed definition of the core's: failing here is a bug. */
-        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.health", "%s", err);
+        mt_log_msg(log, MT_LOG_CRITICAL, "moontide.health", "%s", err);
         abort();
     }
-    rt->health.gauge = mt_metrics_series(&rt->metrics, f, NULL, NULL);
-    decide(rt, 0);
+    h->gauge = mt_metrics_series(metrics, f, NULL, NULL);
+    h->cfg = cfg;
+    h->proc = proc;
+    h->conns = conns;
+    h->channel = channel;
+    h->script = script;
+    decide(h, 0);
 }
 
-int mt_health_evaluate(mt_runtime_t *rt)
+int mt_health_evaluate(mt_health_t *h)
 {
-    return decide(rt, 1);
+    return decide(h, 1);
 }
 
-void mt_health_free(mt_runtime_t *rt)
+void mt_health_healthz(const mt_health_t *h, mt_buf_t *b)
 {
-    mt_buf_free(&rt->health.checks);
-    mt_buf_free(&rt->health.reasons);
+    mt_buf_addc(b, '{');
+    mt_json_kv_cstr(b, "status", "healthy");
+    mt_json_kv_cstr(b, "color", h->cfg->color);
+    mt_json_kv_seconds(b, "timestamp", mt_now());
+    mt_buf_addc(b, '}');
+}
+
+int mt_health_readyz(mt_health_t *h, mt_buf_t *b)
+{
+    int ready = mt_health_evaluate(h);
+    mt_buf_addc(b, '{');
+    mt_json_kv_cstr(b, "status", ready ? "ready" : "not_ready");
+    mt_json_kv_cstr(b, "color", h->cfg->color);
+    mt_json_kv_int(b, "active_connections", mt_conns_count(h->conns));
+    mt_json_kv_seconds(b, "timestamp", mt_now());
+    mt_json_key(b, "checks");
+    mt_buf_add(b, h->checks.data, h->checks.len);
+    mt_json_key(b, "reasons");
+    mt_buf_add(b, h->reasons.data, h->reasons.len);
+    mt_buf_addc(b, '}');
+    return ready ? 200 : 503;
+}
+
+void mt_health_free(mt_health_t *h)
+{
+    mt_buf_free(&h->checks);
+    mt_buf_free(&h->reasons);
 }

@@ -1,52 +1,72 @@
 /*
- * http.h - the plain HTTP side of the one listening port: health
- * endpoints, JSON errors, access logs, and the request facts (request id,
- * client address, user agent) that WebSocket upgrades share.
+ * http.h - the plain HTTP side of the one listening port: routing.
  *
- * Routes: GET|HEAD /healthz, /readyz, /status. A path that is a WebSocket
- * route asked for without an upgrade gets 426; any other path 404; any
- * other method on a known path 405 with Allow. Every response is JSON,
- * carries X-Request-ID, and is one INFO access-log line.
+ * Routes: GET|HEAD /healthz and /readyz (health.h), /status (report.h),
+ * /metrics (instruments.h; OpenMetrics when Accept asks for it), /alerts
+ * (the script host's in-process alerts); POST /admin/reload (admin.h
+ * decides who may; the reload itself is the owner's, through a hook). A
+ * path that is a WebSocket route asked for without an upgrade gets 426;
+ * any other path 404; any other method on a known path 405 with Allow; a
+ * body over 64 KiB 413. Every response is JSON (but /metrics), carries
+ * X-Request-ID and no-store, and is one access-log line (request.h).
  *
- * Owns: one mt_http_txn_t per request in flight, hung on the wsi's opaque
- * user data from the HTTP callback until the transaction completes.
+ * Routing (mt_http_route) is socket-free; mt_http_callback is the lws
+ * side: it gathers the request, routes it, reads and drops any body, and
+ * writes the response in chunks.
+ *
+ * Owns: one transaction per request in flight, hung on the wsi's session
+ * data from the HTTP callback until the response is written.
  */
 #ifndef MT_HTTP_H
 #define MT_HTTP_H
 
+#include "admin.h"
 #include "buf.h"
-#include "netaddr.h"
+#include "health.h"
+#include "instruments.h"
+#include "report.h"
+#include "request.h"
+#include "script.h"
 
 #include <libwebsockets.h>
 
-struct mt_runtime;
+typedef struct mt_http {
+    mt_requests_t *rq;
+    const mt_admin_t *admin;
+    mt_health_t *health;
+    mt_instruments_t *ins;
+    const mt_report_t *report;
+    mt_script_t *script; /* WebSocket routes (426) and /alerts */
+    /* Reloads the scripts (POST /admin/reload); 0 or -1. The outcome is
+     * read back from script. */
+    int (*reload)(void *ud, const char *trigger);
+    void *ud;
+} mt_http_t;
 
-#define MT_REQUEST_ID_MAX 64
+/* A request as routing sees it. */
+typedef struct mt_http_request {
+    const char *method; /* "GET", ... or "OTHER" */
+    const char *path;
+    const char *accept; /* the Accept header, or NULL */
+    int admin;          /* it may use admin endpoints (admin.h) */
+} mt_http_request_t;
+
+/* The response routing decided on. */
+typedef struct mt_http_response {
+    int status;
+    mt_buf_t body;
+    const char *content_type;
+    const char *allow; /* Allow header for 405, or NULL */
+    char endpoint[64]; /* the endpoint label: a route, or "other" */
+} mt_http_response_t;
+
+/** Decides the response to req: status, body, headers. Runs Lua for
+ *  /readyz, /alerts, /admin/reload and WebSocket route matching, so only
+ *  at the top of an event. */
+void mt_http_route(mt_http_t *h, const mt_http_request_t *req, mt_http_response_t *resp);
 
 /** lws callback reasons of plain HTTP; returns what lws expects. */
-int mt_http_callback(struct mt_runtime *rt, struct lws *wsi, enum lws_callback_reasons reason,
-                     void *in, size_t len);
-
-/**
- * The client's X-Request-ID when it is sane (1-64 of [A-Za-z0-9._:-]),
- * else a new UUID v4, written into out[MT_REQUEST_ID_MAX + 1].
- */
-void mt_http_request_id(struct mt_runtime *rt, struct lws *wsi, char *out);
-/** 1 and the client's X-Request-ID in out[MT_REQUEST_ID_MAX + 1] when it
- *  sent a sane one, else 0. */
-int mt_http_client_request_id(struct lws *wsi, char *out);
-/** The client address: the peer, or X-Forwarded-For from a trusted proxy. */
-void mt_http_client_addr(struct mt_runtime *rt, struct lws *wsi, char out[MT_ADDR_MAX]);
-/** A copy of header tok (truncated to max bytes), or NULL when absent. */
-char *mt_http_header_dup(struct lws *wsi, enum lws_token_indexes tok, size_t max);
-
-/** The request's method ("OTHER" if lws knows none) and path. 0, or -1
- *  when there is no method lws knows or no path. */
-int mt_http_request_line(struct lws *wsi, const char **method, char *path, size_t len);
-
-/** Writes an HTTP error status with a JSON body and closes; for refused
- *  upgrades. extra_headers: more "name: value\r\n" lines, or NULL. */
-void mt_http_refuse(struct mt_runtime *rt, struct lws *wsi, int status, const char *error,
-                    const char *endpoint, const char *request_id, const char *extra_headers);
+int mt_http_callback(mt_http_t *h, struct lws *wsi, enum lws_callback_reasons reason, void *in,
+                     size_t len);
 
 #endif

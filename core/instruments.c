@@ -1,7 +1,8 @@
 /* instruments.c - the core's metric families and their collection. */
 #include "instruments.h"
 
-#include "runtime.h"
+#include "clock.h"
+#include "log.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -12,138 +13,145 @@
 
 #define LAG_PROBE_MS 1000
 
-static mt_family_t *family(mt_runtime_t *rt, mt_metric_type_t type, const char *name,
+static mt_family_t *family(mt_instruments_t *in, mt_metric_type_t type, const char *name,
                            const char *help, const char *label)
 {
     mt_family_t *f;
     char err[256];
     const char *labels[] = {label};
-    if (mt_metrics_family(&rt->metrics, type, name, help, labels, label ? 1 : 0, NULL, 0, &f, err,
+    if (mt_metrics_family(in->metrics, type, name, help, labels, label ? 1 : 0, NULL, 0, &f, err,
                           sizeof err) != 0) {
         /* The core's own definitions are fixed: failing here is a bug. */
-        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.metrics", "%s", err);
+        mt_log_msg(in->log, MT_LOG_CRITICAL, "moontide.metrics", "%s", err);
         abort();
     }
     return f;
 }
 
-static mt_series_t *single(mt_runtime_t *rt, mt_metric_type_t type, const char *name,
+static mt_series_t *single(mt_instruments_t *in, mt_metric_type_t type, const char *name,
                            const char *help)
 {
-    return mt_metrics_series(&rt->metrics, family(rt, type, name, help, NULL), NULL, NULL);
+    return mt_metrics_series(in->metrics, family(in, type, name, help, NULL), NULL, NULL);
 }
 
-static mt_series_t *labelled(mt_runtime_t *rt, mt_family_t *f, const char *value)
+static mt_series_t *labelled(mt_instruments_t *in, mt_family_t *f, const char *value)
 {
     const char *values[] = {value};
-    return mt_metrics_series(&rt->metrics, f, values, NULL);
+    return mt_metrics_series(in->metrics, f, values, NULL);
 }
 
 static void on_lag_probe(uv_timer_t *t)
 {
-    mt_runtime_t *rt = t->data;
+    mt_instruments_t *in = t->data;
     double now = mt_mono();
-    double lag = now - rt->ins.lag_expected;
-    mt_metric_set(rt->ins.loop_lag, lag > 0 ? lag : 0);
-    rt->ins.lag_expected = now + LAG_PROBE_MS / 1000.0;
+    double lag = now - in->lag_expected;
+    mt_metric_set(in->loop_lag, lag > 0 ? lag : 0);
+    in->lag_expected = now + LAG_PROBE_MS / 1000.0;
 }
 
-void mt_instruments_init(mt_runtime_t *rt)
+void mt_instruments_init(mt_instruments_t *in, uv_loop_t *loop, mt_metrics_t *metrics,
+                         mt_log_t *log, const mt_stats_t *stats, const mt_process_t *proc,
+                         const mt_conns_t *conns, const mt_channel_t *channel,
+                         const mt_script_t *script)
 {
-    mt_instruments_t *in = &rt->ins;
-    in->connections_total = single(rt, MT_METRIC_COUNTER, "websocket_connections_total",
+    in->loop = loop;
+    in->metrics = metrics;
+    in->stats = stats;
+    in->conns = conns;
+    in->channel = channel;
+    in->script = script;
+    in->log = log;
+    in->connections_total = single(in, MT_METRIC_COUNTER, "websocket_connections_total",
                                    "Total number of WebSocket connections");
-    in->connections_active = single(rt, MT_METRIC_GAUGE, "websocket_connections_active",
+    in->connections_active = single(in, MT_METRIC_GAUGE, "websocket_connections_active",
                                     "Number of active WebSocket connections");
-    mt_family_t *f = family(rt, MT_METRIC_COUNTER, "websocket_messages_total",
+    mt_family_t *f = family(in, MT_METRIC_COUNTER, "websocket_messages_total",
                             "Total WebSocket messages by type", "type");
     for (int i = 0; i < MT_MSG__COUNT; i++)
-        in->messages[i] = labelled(rt, f, mt_message_type_name((mt_message_type_t)i));
-    f = family(rt, MT_METRIC_COUNTER, "websocket_errors_total", "WebSocket errors by type",
+        in->messages[i] = labelled(in, f, mt_message_type_name((mt_message_type_t)i));
+    f = family(in, MT_METRIC_COUNTER, "websocket_errors_total", "WebSocket errors by type",
                "error_type");
     for (int i = 0; i < MT_ERR__COUNT; i++)
-        in->errors[i] = labelled(rt, f, mt_error_type_name((mt_error_type_t)i));
+        in->errors[i] = labelled(in, f, mt_error_type_name((mt_error_type_t)i));
     in->message_duration =
-        single(rt, MT_METRIC_HISTOGRAM, "websocket_message_duration_seconds",
+        single(in, MT_METRIC_HISTOGRAM, "websocket_message_duration_seconds",
                "Time spent processing a received WebSocket message (decode, handler, enqueue)");
 
     char err[256];
     const char *http_labels[] = {"method", "endpoint", "status"};
-    if (mt_metrics_family(&rt->metrics, MT_METRIC_COUNTER, "http_requests_total",
-                          "Total HTTP requests", http_labels, 3, NULL, 0, &in->http_requests, err,
-                          sizeof err) != 0 ||
-        mt_metrics_family(&rt->metrics, MT_METRIC_HISTOGRAM, "http_request_duration_seconds",
-                          "HTTP request duration", http_labels, 2, NULL, 0, &in->http_duration,
-                          err, sizeof err) != 0) {
-        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.metrics", "%s", err);
+    if (mt_metrics_family(metrics, MT_METRIC_COUNTER, "http_requests_total", "Total HTTP requests",
+                          http_labels, 3, NULL, 0, &in->http_requests, err, sizeof err) != 0 ||
+        mt_metrics_family(metrics, MT_METRIC_HISTOGRAM, "http_request_duration_seconds",
+                          "HTTP request duration", http_labels, 2, NULL, 0, &in->http_duration, err,
+                          sizeof err) != 0) {
+        mt_log_msg(log, MT_LOG_CRITICAL, "moontide.metrics", "%s", err);
         abort();
     }
-    in->startup = single(rt, MT_METRIC_GAUGE, "app_startup_time_seconds",
+    in->startup = single(in, MT_METRIC_GAUGE, "app_startup_time_seconds",
                          "Seconds from process start to listening");
-    in->shutdown = single(rt, MT_METRIC_GAUGE, "app_shutdown_time_seconds",
+    in->shutdown = single(in, MT_METRIC_GAUGE, "app_shutdown_time_seconds",
                           "Seconds the last graceful drain took");
 
-    in->cpu = single(rt, MT_METRIC_COUNTER, "process_cpu_seconds_total",
+    in->cpu = single(in, MT_METRIC_COUNTER, "process_cpu_seconds_total",
                      "Total user and system CPU time spent in seconds");
-    in->rss = single(rt, MT_METRIC_GAUGE, "process_resident_memory_bytes",
+    in->rss = single(in, MT_METRIC_GAUGE, "process_resident_memory_bytes",
                      "Resident memory size in bytes");
-    in->vsize = single(rt, MT_METRIC_GAUGE, "process_virtual_memory_bytes",
-                       "Virtual memory size in bytes");
-    in->open_fds = single(rt, MT_METRIC_GAUGE, "process_open_fds",
-                          "Number of open file descriptors");
-    in->max_fds = single(rt, MT_METRIC_GAUGE, "process_max_fds",
-                         "Maximum number of open file descriptors");
-    in->start_time = single(rt, MT_METRIC_GAUGE, "process_start_time_seconds",
+    in->vsize =
+        single(in, MT_METRIC_GAUGE, "process_virtual_memory_bytes", "Virtual memory size in bytes");
+    in->open_fds =
+        single(in, MT_METRIC_GAUGE, "process_open_fds", "Number of open file descriptors");
+    in->max_fds =
+        single(in, MT_METRIC_GAUGE, "process_max_fds", "Maximum number of open file descriptors");
+    in->start_time = single(in, MT_METRIC_GAUGE, "process_start_time_seconds",
                             "Start time of the process since unix epoch in seconds");
-    mt_metric_set(in->start_time, rt->started_at);
+    mt_metric_set(in->start_time, proc->started_at);
 
-    in->lua_memory = single(rt, MT_METRIC_GAUGE, "moontide_lua_memory_bytes",
+    in->lua_memory = single(in, MT_METRIC_GAUGE, "moontide_lua_memory_bytes",
                             "Bytes of memory the Lua state uses");
-    in->queue_bytes = single(rt, MT_METRIC_GAUGE, "moontide_send_queue_bytes",
+    in->queue_bytes = single(in, MT_METRIC_GAUGE, "moontide_send_queue_bytes",
                              "Bytes queued for sending, all connections");
-    in->queue_dropped = single(rt, MT_METRIC_COUNTER, "moontide_send_queue_dropped_frames_total",
+    in->queue_dropped = single(in, MT_METRIC_COUNTER, "moontide_send_queue_dropped_frames_total",
                                "Frames dropped from send queues by the overflow policy");
-    in->generation = single(rt, MT_METRIC_GAUGE, "moontide_script_generation",
+    in->generation = single(in, MT_METRIC_GAUGE, "moontide_script_generation",
                             "Generation of the loaded scripts (1 at start, +1 per reload)");
-    f = family(rt, MT_METRIC_COUNTER, "moontide_script_reloads_total",
-               "Script reloads by result", "result");
-    in->reloads_success = labelled(rt, f, "success");
-    in->reloads_failure = labelled(rt, f, "failure");
-    f = family(rt, MT_METRIC_GAUGE, "moontide_channel_layer_up",
+    f = family(in, MT_METRIC_COUNTER, "moontide_script_reloads_total", "Script reloads by result",
+               "result");
+    in->reloads_success = labelled(in, f, "success");
+    in->reloads_failure = labelled(in, f, "failure");
+    f = family(in, MT_METRIC_GAUGE, "moontide_channel_layer_up",
                "1 when the channel layer can carry traffic, by kind", "kind");
-    in->channel_up = labelled(rt, f, rt->channel.kind ? rt->channel.kind : "memory");
-    in->loop_lag = single(rt, MT_METRIC_GAUGE, "moontide_event_loop_lag_seconds",
+    in->channel_up = labelled(in, f, channel->kind ? channel->kind : "memory");
+    in->loop_lag = single(in, MT_METRIC_GAUGE, "moontide_event_loop_lag_seconds",
                           "How late the loop ran a 1 s timer, last probe");
-    in->series_dropped = single(rt, MT_METRIC_COUNTER, "moontide_metrics_series_dropped_total",
+    in->series_dropped = single(in, MT_METRIC_COUNTER, "moontide_metrics_series_dropped_total",
                                 "Label sets refused by the metrics series budget");
-    in->render_seconds = single(rt, MT_METRIC_GAUGE, "moontide_metrics_render_seconds",
+    in->render_seconds = single(in, MT_METRIC_GAUGE, "moontide_metrics_render_seconds",
                                 "Seconds the previous /metrics render took");
 
-    uv_timer_init(&rt->loop, &in->lag_timer);
-    in->lag_timer.data = rt;
+    uv_timer_init(loop, &in->lag_timer);
+    in->lag_timer.data = in;
     uv_unref((uv_handle_t *)&in->lag_timer);
     in->lag_expected = mt_mono() + LAG_PROBE_MS / 1000.0;
     uv_timer_start(&in->lag_timer, on_lag_probe, LAG_PROBE_MS, LAG_PROBE_MS);
 }
 
-void mt_instruments_close(mt_runtime_t *rt)
+void mt_instruments_close(mt_instruments_t *in)
 {
-    if (!rt->ins.lag_timer.loop) /* never started */
+    if (!in->lag_timer.loop) /* never started */
         return;
-    uv_timer_stop(&rt->ins.lag_timer);
-    if (!uv_is_closing((uv_handle_t *)&rt->ins.lag_timer))
-        uv_close((uv_handle_t *)&rt->ins.lag_timer, NULL);
+    uv_timer_stop(&in->lag_timer);
+    if (!uv_is_closing((uv_handle_t *)&in->lag_timer))
+        uv_close((uv_handle_t *)&in->lag_timer, NULL);
 }
 
-void mt_instruments_http(mt_runtime_t *rt, const char *method, const char *endpoint,
-                         int status, double seconds)
+void mt_instruments_http(mt_instruments_t *in, const char *method, const char *endpoint, int status,
+                         double seconds)
 {
     char code[8];
     snprintf(code, sizeof code, "%d", status);
     const char *values[] = {method, endpoint, code};
-    mt_metric_add(mt_metrics_series(&rt->metrics, rt->ins.http_requests, values, NULL), 1);
-    mt_metric_observe(mt_metrics_series(&rt->metrics, rt->ins.http_duration, values, NULL),
-                      seconds);
+    mt_metric_add(mt_metrics_series(in->metrics, in->http_requests, values, NULL), 1);
+    mt_metric_observe(mt_metrics_series(in->metrics, in->http_duration, values, NULL), seconds);
 }
 
 /* Reads CPU time and memory from /proc/self/stat; leaves them on error. */
@@ -189,38 +197,38 @@ static void add_queue(void *obj, void *ud)
     *(double *)ud += (double)((mt_conn_t *)obj)->q.bytes;
 }
 
-void mt_instruments_collect(mt_runtime_t *rt)
+void mt_instruments_collect(mt_instruments_t *in)
 {
-    mt_instruments_t *in = &rt->ins;
-    uint64_t now = uv_now(&rt->loop) + 1; /* +1: never equal to the initial 0 */
+    uint64_t now = uv_now(in->loop) + 1; /* +1: never equal to the initial 0 */
     if (in->collected_at == now)
         return;
     in->collected_at = now;
-    mt_stats_t *st = &rt->stats;
+    const mt_stats_t *st = in->stats;
     mt_metric_set(in->connections_total, (double)st->connections_total);
-    mt_metric_set(in->connections_active, mt_runtime_active(rt));
+    mt_metric_set(in->connections_active, mt_conns_count(in->conns));
     for (int i = 0; i < MT_MSG__COUNT; i++)
         mt_metric_set(in->messages[i], (double)st->messages[i]);
     for (int i = 0; i < MT_ERR__COUNT; i++)
         mt_metric_set(in->errors[i], (double)st->errors[i]);
     collect_process(in);
-    mt_metric_set(in->lua_memory, (double)mt_script_memory(rt));
+    mt_metric_set(in->lua_memory, (double)in->script->memory);
     double queued = 0;
-    mt_handles_each(&rt->conns, add_queue, &queued);
+    mt_handles_each(&in->conns->handles, add_queue, &queued);
     mt_metric_set(in->queue_bytes, queued);
     mt_metric_set(in->queue_dropped, (double)st->send_queue_dropped_frames);
-    mt_metric_set(in->generation, (double)rt->script.generation);
+    mt_metric_set(in->generation, (double)in->script->generation);
+    mt_metric_set(in->reloads_success, (double)in->script->reloads_ok);
+    mt_metric_set(in->reloads_failure, (double)in->script->reloads_failed);
     const char *reason;
-    mt_metric_set(in->channel_up, mt_channel_ready(rt, &reason));
-    mt_metric_set(in->series_dropped, (double)rt->metrics.dropped);
+    mt_metric_set(in->channel_up, mt_channel_ready(in->channel, &reason));
+    mt_metric_set(in->series_dropped, (double)in->metrics->dropped);
 }
 
-void mt_instruments_render(mt_runtime_t *rt, mt_buf_t *out, int openmetrics)
+void mt_instruments_render(mt_instruments_t *in, mt_buf_t *out, int openmetrics)
 {
     double t0 = mt_mono();
-    mt_instruments_t *in = &rt->ins;
     in->collected_at = 0; /* a scrape always sees fresh values */
-    mt_instruments_collect(rt);
-    mt_metrics_render(&rt->metrics, out, openmetrics);
+    mt_instruments_collect(in);
+    mt_metrics_render(in->metrics, out, openmetrics);
     mt_metric_set(in->render_seconds, mt_mono() - t0);
 }

@@ -10,17 +10,24 @@
  * the message path); unknown paths share endpoint="other", so scanners
  * cannot grow the series count.
  *
- * Owns: nothing beyond handles into the registry (metrics.h).
+ * An edge: collecting reads what lies below it (counters, connections,
+ * the channel layer, the script host's cached figures) and never runs Lua,
+ * so it is safe anywhere, a metric read through the FFI included.
+ *
+ * Owns: nothing beyond handles into the registry (metrics.h) and the
+ * loop-lag probe's timer.
  */
 #ifndef MT_INSTRUMENTS_H
 #define MT_INSTRUMENTS_H
 
+#include "channel.h"
+#include "conn.h"
 #include "metrics.h"
+#include "process.h"
+#include "script.h"
 #include "stats.h"
 
 #include <uv.h>
-
-struct mt_runtime;
 
 typedef struct mt_instruments {
     mt_series_t *connections_total, *connections_active;
@@ -36,21 +43,30 @@ typedef struct mt_instruments {
     uint64_t collected_at; /* loop time (ms) of the last collect */
     uv_timer_t lag_timer;
     double lag_expected; /* monotonic time the lag timer should fire */
+    mt_metrics_t *metrics;
+    mt_log_t *log;
+    const mt_stats_t *stats;
+    const mt_conns_t *conns;
+    const mt_channel_t *channel;
+    const mt_script_t *script;
+    uv_loop_t *loop;
 } mt_instruments_t;
 
-/** Declares the core's families and starts the loop-lag probe; can't fail. */
-void mt_instruments_init(struct mt_runtime *rt);
+/** Declares the core's families and starts the loop-lag probe; can't fail.
+ *  Everything passed must outlive the instruments. */
+void mt_instruments_init(mt_instruments_t *in, uv_loop_t *loop, mt_metrics_t *metrics,
+                         mt_log_t *log, const mt_stats_t *stats, const mt_process_t *proc,
+                         const mt_conns_t *conns, const mt_channel_t *channel,
+                         const mt_script_t *script);
 /** Stops the loop-lag probe (shutdown). */
-void mt_instruments_close(struct mt_runtime *rt);
+void mt_instruments_close(mt_instruments_t *in);
 /** Counts and times one HTTP response. */
-void mt_instruments_http(struct mt_runtime *rt, const char *method, const char *endpoint,
-                         int status, double seconds);
+void mt_instruments_http(mt_instruments_t *in, const char *method, const char *endpoint, int status,
+                         double seconds);
 /** Brings the gauges and copied counters up to date, at most once per
- *  loop iteration. Reads the Lua state's size, so call it only at the top
- *  of an event (never from anything reached through the FFI): a render,
- *  the sweep before the in-process alerts read their snapshot. */
-void mt_instruments_collect(struct mt_runtime *rt);
+ *  loop iteration, from cached figures only. */
+void mt_instruments_collect(mt_instruments_t *in);
 /** Brings gauges up to date and appends the exposition. */
-void mt_instruments_render(struct mt_runtime *rt, mt_buf_t *out, int openmetrics);
+void mt_instruments_render(mt_instruments_t *in, mt_buf_t *out, int openmetrics);
 
 #endif

@@ -8,8 +8,8 @@
 int main(int argc, char **argv)
 {
     static mt_runtime_t rt;
-    rt.started_mono = mt_mono();
-    rt.started_at = mt_now();
+    rt.proc.started_mono = mt_mono();
+    rt.proc.started_at = mt_now();
 
     mt_config_t cfg;
     char err[512];

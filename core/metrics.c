@@ -463,3 +463,10 @@ void mt_metrics_render(const mt_metrics_t *m, mt_buf_t *out, int openmetrics)
     if (openmetrics)
         mt_buf_add(out, "# EOF\n", 6);
 }
+
+int mt_metrics_negotiate(const char *accept, const char **content_type)
+{
+    int om = accept && strstr(accept, "application/openmetrics-text") != NULL;
+    *content_type = om ? MT_METRICS_CT_OPENMETRICS : MT_METRICS_CT_TEXT;
+    return om;
+}

@@ -124,6 +124,16 @@ double mt_metrics_sum(const mt_metrics_t *m, const char *name, const char *const
 /** Appends the exposition of every family. */
 void mt_metrics_render(const mt_metrics_t *m, mt_buf_t *out, int openmetrics);
 
+#define MT_METRICS_CT_TEXT "text/plain; version=0.0.4; charset=utf-8"
+#define MT_METRICS_CT_OPENMETRICS "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+/**
+ * Content negotiation for a scrape: 1 (OpenMetrics) when the Accept header
+ * (may be NULL) names application/openmetrics-text, else 0 (the text
+ * format). *content_type gets the matching Content-Type.
+ */
+int mt_metrics_negotiate(const char *accept, const char **content_type);
+
 /** Renders a label pair as series labels hold it: key="escaped value". */
 void mt_metrics_label_pair(mt_buf_t *out, const char *key, size_t klen, const char *value,
                            size_t vlen);

@@ -29,7 +29,7 @@ __attribute__((visibility("default"))) ssize_t recv(int fd, void *buf, size_t le
     mt_runtime_t *rt;
     if (n <= 0 || (flags & MSG_PEEK) || !(rt = mt_runtime_current()))
         return n;
-    size_t kept = mt_ws_inspect(rt, fd, buf, (size_t)n, len);
+    size_t kept = mt_ws_inspect(&rt->ws, fd, buf, (size_t)n, len);
     if (kept == 0) {
         /* All of it was control frames (or came after a close): nothing for
          * lws this time, which it reads as "try again". */

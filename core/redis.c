@@ -1,7 +1,8 @@
 /* redis.c - hiredis on libuv: connections, backoff, pub/sub, commands. */
 #include "redis.h"
 
-#include "runtime.h"
+#include "buf.h"
+#include "clock.h"
 
 #include <async.h>
 #include <hiredis.h>
@@ -159,7 +160,7 @@ static void on_retry(uv_timer_t *t)
 
 static void schedule_retry(mt_redis_conn_t *c)
 {
-    mt_redis_t *r = &c->rt->redis;
+    mt_redis_t *r = c->r;
     if (r->stopping)
         return;
     uint64_t delay = RETRY_MIN_MS;
@@ -168,55 +169,46 @@ static void schedule_retry(mt_redis_conn_t *c)
     if (delay > RETRY_MAX_MS)
         delay = RETRY_MAX_MS;
     /* Jitter, so a fleet does not reconnect in lockstep. */
-    delay = delay / 2 + (uint64_t)(mt_rand_unit(&c->rt->rand) * (double)delay / 2);
+    delay = delay / 2 + (uint64_t)(mt_rand_unit(r->rand) * (double)delay / 2);
     c->attempts++;
     uv_timer_start(&c->retry, on_retry, delay, 0);
 }
 
-static void went_down(mt_redis_t *r, mt_runtime_t *rt, const char *what, const char *why)
+static void went_down(mt_redis_t *r, const char *what, const char *why)
 {
     double now = mt_mono();
     if (!r->down_since)
         r->down_since = now;
     if (now - r->last_warning >= WARN_EVERY_S) {
         r->last_warning = now;
-        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.redis",
+        mt_buf_t *b = mt_log_begin(r->log, MT_LOG_WARNING, "moontide.redis",
                                    "redis unavailable: retrying", 27);
         if (b) {
             mt_json_kv_cstr(b, "connection", what);
             mt_json_kv_cstr(b, "error", why);
             mt_json_kv_cstr(b, "host", r->host);
             mt_json_kv_int(b, "port", r->port);
-            mt_log_end(&rt->log);
+            mt_log_end(r->log);
         }
     }
 }
 
-static void resubscribe_one(mt_group_t *g, void *ud)
-{
-    mt_runtime_t *rt = ud;
-    g->subscribed = 0;
-    mt_redis_subscribe(rt, g->name, g->len);
-}
-
 static void became_ready(mt_redis_conn_t *c)
 {
-    mt_runtime_t *rt = c->rt;
-    mt_redis_t *r = &rt->redis;
+    mt_redis_t *r = c->r;
     c->ready = 1;
     c->attempts = 0;
-    if (c->subscriber)
-        mt_groups_each(&rt->groups, resubscribe_one, rt);
+    r->ev.link(r->ev.ud, c->subscriber, 1);
     if (mt_redis_up(r)) {
         double was = r->down_since;
         r->down_since = 0;
-        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.redis", "redis connected", 15);
+        mt_buf_t *b = mt_log_begin(r->log, MT_LOG_INFO, "moontide.redis", "redis connected", 15);
         if (b) {
             mt_json_kv_cstr(b, "host", r->host);
             mt_json_kv_int(b, "port", r->port);
             if (was)
                 mt_json_kv_seconds(b, "down_seconds", mt_mono() - was);
-            mt_log_end(&rt->log);
+            mt_log_end(r->log);
         }
     }
 }
@@ -227,7 +219,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *last)
     mt_redis_conn_t *c = ac->data;
     redisReply *rep = reply;
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        went_down(&c->rt->redis, c->rt, c->name, rep ? rep->str : "setup failed");
+        went_down(c->r, c->name, rep ? rep->str : "setup failed");
         redisAsyncDisconnect(ac);
         return;
     }
@@ -238,10 +230,10 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *last)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     mt_redis_conn_t *c = ac->data;
-    mt_redis_t *r = &c->rt->redis;
+    mt_redis_t *r = c->r;
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback. */
-        went_down(r, c->rt, c->name, ac->errstr);
+        went_down(r, c->name, ac->errstr);
         c->ac = NULL;
         schedule_retry(c);
         return;
@@ -259,40 +251,34 @@ static void on_connect(const redisAsyncContext *ac, int status)
         redisAsyncCommand(mac, on_setup_reply, (void *)1, "SELECT %d", r->db);
 }
 
-static void unsubscribed_one(mt_group_t *g, void *ud)
-{
-    (void)ud;
-    g->subscribed = 0;
-}
-
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     mt_redis_conn_t *c = ac->data;
-    mt_runtime_t *rt = c->rt;
+    mt_redis_t *r = c->r;
+    int was_ready = c->ready;
     c->ac = NULL;
     c->ready = 0;
-    if (c->subscriber)
-        mt_groups_each(&rt->groups, unsubscribed_one, NULL);
-    if (c == &rt->redis.cmd)
-        rt->redis.ping_sent = 0;
-    if (rt->redis.stopping)
+    if (c == &r->cmd)
+        r->ping_sent = 0;
+    if (r->stopping)
         return;
-    went_down(&rt->redis, rt, c->name, status == REDIS_OK ? "closed" : ac->errstr);
+    if (was_ready)
+        r->ev.link(r->ev.ud, c->subscriber, 0);
+    went_down(r, c->name, status == REDIS_OK ? "closed" : ac->errstr);
     schedule_retry(c);
 }
 
 static void connect_conn(mt_redis_conn_t *c)
 {
-    mt_runtime_t *rt = c->rt;
-    mt_redis_t *r = &rt->redis;
+    mt_redis_t *r = c->r;
     redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
     if (!ac) {
-        went_down(r, rt, c->name, "out of memory");
+        went_down(r, c->name, "out of memory");
         schedule_retry(c);
         return;
     }
-    if (ac->err || attach(ac, &rt->loop) != 0) {
-        went_down(r, rt, c->name, ac->err ? ac->errstr : "cannot poll the socket");
+    if (ac->err || attach(ac, r->loop) != 0) {
+        went_down(r, c->name, ac->err ? ac->errstr : "cannot poll the socket");
         redisAsyncFree(ac);
         schedule_retry(c);
         return;
@@ -306,7 +292,7 @@ static void connect_conn(mt_redis_conn_t *c)
 static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
 {
     mt_redis_conn_t *c = ac->data;
-    mt_redis_t *r = &c->rt->redis;
+    mt_redis_t *r = c->r;
     (void)priv;
     if (reply && r->ping_sent)
         r->latency = mt_mono() - r->ping_sent;
@@ -317,13 +303,12 @@ static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
  * server: drop the connection and let the retry logic take over. */
 static void on_ping_timer(uv_timer_t *t)
 {
-    mt_runtime_t *rt = t->data;
-    mt_redis_t *r = &rt->redis;
+    mt_redis_t *r = t->data;
     if (!r->cmd.ready)
         return;
     if (r->ping_sent) {
         if (mt_mono() - r->ping_sent > PING_STALL_S) {
-            went_down(r, rt, "commands", "PING unanswered: server stalled");
+            went_down(r, "commands", "PING unanswered: server stalled");
             redisAsyncDisconnect(r->cmd.ac);
         }
         return;
@@ -332,25 +317,31 @@ static void on_ping_timer(uv_timer_t *t)
     redisAsyncCommand(r->cmd.ac, on_pong, NULL, "PING");
 }
 
-static void init_conn(mt_runtime_t *rt, mt_redis_conn_t *c, const char *name, int subscriber)
+static void init_conn(mt_redis_t *r, mt_redis_conn_t *c, const char *name, int subscriber)
 {
-    c->rt = rt;
+    c->r = r;
     c->name = name;
     c->subscriber = subscriber;
-    uv_timer_init(&rt->loop, &c->retry);
+    uv_timer_init(r->loop, &c->retry);
     c->retry.data = c;
 }
 
-void mt_redis_start(mt_runtime_t *rt)
+void mt_redis_start(mt_redis_t *r, uv_loop_t *loop, const char *prefix, mt_log_t *log,
+                    mt_rand_t *rand, mt_stats_t *stats, const mt_redis_events_t *ev)
 {
-    mt_redis_t *r = &rt->redis;
     r->configured = 1;
-    r->instance = mt_rand_u64(&rt->rand);
+    r->loop = loop;
+    r->prefix = mt_xstrdup(prefix);
+    r->log = log;
+    r->rand = rand;
+    r->stats = stats;
+    r->ev = *ev;
+    r->instance = mt_rand_u64(rand);
     r->down_since = mt_mono();
-    init_conn(rt, &r->cmd, "commands", 0);
-    init_conn(rt, &r->sub, "subscriptions", 1);
-    uv_timer_init(&rt->loop, &r->ping);
-    r->ping.data = rt;
+    init_conn(r, &r->cmd, "commands", 0);
+    init_conn(r, &r->sub, "subscriptions", 1);
+    uv_timer_init(loop, &r->ping);
+    r->ping.data = r;
     uv_timer_start(&r->ping, on_ping_timer, PING_EVERY_MS, PING_EVERY_MS);
     connect_conn(&r->cmd);
     connect_conn(&r->sub);
@@ -368,9 +359,8 @@ static void close_conn(mt_redis_conn_t *c)
     }
 }
 
-void mt_redis_stop(mt_runtime_t *rt)
+void mt_redis_stop(mt_redis_t *r)
 {
-    mt_redis_t *r = &rt->redis;
     if (!r->configured || r->stopping)
         return;
     r->stopping = 1;
@@ -380,9 +370,22 @@ void mt_redis_stop(mt_runtime_t *rt)
     close_conn(&r->sub);
 }
 
+void mt_redis_free(mt_redis_t *r)
+{
+    free(r->host);
+    free(r->password);
+    free(r->prefix);
+    r->host = r->password = r->prefix = NULL;
+}
+
 int mt_redis_up(const mt_redis_t *r)
 {
     return r->cmd.ready && r->sub.ready;
+}
+
+int mt_redis_can_subscribe(const mt_redis_t *r)
+{
+    return r->sub.ready;
 }
 
 /* -- Pub/sub ------------------------------------------------------------ */
@@ -401,15 +404,14 @@ static void on_publish_reply(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *rep = reply;
     (void)priv;
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        c->rt->stats.errors[MT_ERR_REDIS_UNAVAILABLE]++;
-        went_down(&c->rt->redis, c->rt, c->name, rep ? rep->str : "publish lost");
+        c->r->stats->errors[MT_ERR_REDIS_UNAVAILABLE]++;
+        went_down(c->r, c->name, rep ? rep->str : "publish lost");
     }
 }
 
-int mt_redis_publish(mt_runtime_t *rt, const char *group, size_t len, const mt_frame_t *f,
+int mt_redis_publish(mt_redis_t *r, const char *group, size_t len, const mt_frame_t *f,
                      int sender_delivered)
 {
-    mt_redis_t *r = &rt->redis;
     if (!r->cmd.ready)
         return -1;
     mt_buf_t ch = MT_BUF_INIT, msg = MT_BUF_INIT;
@@ -434,8 +436,7 @@ int mt_redis_publish(mt_runtime_t *rt, const char *group, size_t len, const mt_f
 static void on_subscription(redisAsyncContext *ac, void *reply, void *priv)
 {
     mt_redis_conn_t *c = ac->data;
-    mt_runtime_t *rt = c->rt;
-    mt_redis_t *r = &rt->redis;
+    mt_redis_t *r = c->r;
     redisReply *rep = reply;
     (void)priv;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
@@ -448,10 +449,8 @@ static void on_subscription(redisAsyncContext *ac, void *reply, void *priv)
         return;
     const char *group = ch + plen;
     size_t glen = chlen - plen;
-    mt_group_t *g = mt_groups_find(&rt->groups, group, glen);
     if (strcmp(kind, "subscribe") == 0) {
-        if (g)
-            g->subscribed = 1;
+        r->ev.subscribed(r->ev.ud, group, glen);
         return;
     }
     if (strcmp(kind, "message") != 0 || rep->element[2]->type != REDIS_REPLY_STRING)
@@ -465,19 +464,14 @@ static void on_subscription(redisAsyncContext *ac, void *reply, void *priv)
         sender |= (uint64_t)m[2 + i] << (8 * i);
     if (sender == r->instance && (m[1] & FLAG_SENDER_DELIVERED))
         return; /* delivered here already, when it was sent */
-    if (!g)
-        return;
-    mt_frame_t *f = mt_frame_new(m + HEADER_LEN, mlen - HEADER_LEN, m[1] & FLAG_BINARY);
-    mt_channel_deliver_local(rt, group, glen, f);
-    mt_frame_unref(f);
+    r->ev.message(r->ev.ud, group, glen, m + HEADER_LEN, mlen - HEADER_LEN, m[1] & FLAG_BINARY);
 }
 
 /* SUBSCRIBE's replies (and then the channel's messages) go to
  * on_subscription; UNSUBSCRIBE needs no callback. */
-static void subscription(mt_runtime_t *rt, const char *cmd, redisCallbackFn *fn,
-                         const char *group, size_t len)
+static void subscription(mt_redis_t *r, const char *cmd, redisCallbackFn *fn, const char *group,
+                         size_t len)
 {
-    mt_redis_t *r = &rt->redis;
     if (!r->sub.ready)
         return;
     mt_buf_t ch = MT_BUF_INIT;
@@ -486,14 +480,14 @@ static void subscription(mt_runtime_t *rt, const char *cmd, redisCallbackFn *fn,
     mt_buf_free(&ch);
 }
 
-void mt_redis_subscribe(mt_runtime_t *rt, const char *group, size_t len)
+void mt_redis_subscribe(mt_redis_t *r, const char *group, size_t len)
 {
-    subscription(rt, "SUBSCRIBE %b", on_subscription, group, len);
+    subscription(r, "SUBSCRIBE %b", on_subscription, group, len);
 }
 
-void mt_redis_unsubscribe(mt_runtime_t *rt, const char *group, size_t len)
+void mt_redis_unsubscribe(mt_redis_t *r, const char *group, size_t len)
 {
-    subscription(rt, "UNSUBSCRIBE %b", NULL, group, len);
+    subscription(r, "UNSUBSCRIBE %b", NULL, group, len);
 }
 
 /* -- Scripts' commands --------------------------------------------------- */
@@ -502,14 +496,13 @@ static void on_command_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     mt_redis_conn_t *c = ac->data;
     uint64_t id = (uint64_t)(uintptr_t)priv;
-    if (c && c->rt)
-        mt_script_redis_reply(c->rt, id, reply);
+    if (c && c->r)
+        c->r->ev.reply(c->r->ev.ud, id, reply);
 }
 
-int mt_redis_send_command(mt_runtime_t *rt, int argc, const char **argv, const size_t *argvlen,
-                     uint64_t id)
+int mt_redis_send_command(mt_redis_t *r, int argc, const char **argv, const size_t *argvlen,
+                          uint64_t id)
 {
-    mt_redis_t *r = &rt->redis;
     if (!r->cmd.ready)
         return -1;
     return redisAsyncCommandArgv(r->cmd.ac, on_command_reply, (void *)(uintptr_t)id, argc, argv,

@@ -18,23 +18,44 @@
  * bring the message back (not yet confirmed, or Redis down), and then
  * flags the message so it skips its own copy: exactly once either way.
  *
- * Owns: the hiredis contexts, their poll handles and timers.
- * Lifecycle: mt_redis_start (config has redis_url), mt_redis_stop.
+ * Owns: the hiredis contexts, their poll handles and timers, and copies of
+ * its settings. Reports upward only through mt_redis_events_t.
+ * Lifecycle: mt_redis_parse_url, mt_redis_start, mt_redis_stop, then
+ * mt_redis_free once the loop has closed its handles.
  */
 #ifndef MT_REDIS_H
 #define MT_REDIS_H
 
 #include "frame.h"
+#include "log.h"
+#include "rand.h"
+#include "stats.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
-struct mt_runtime;
 struct redisAsyncContext;
+struct mt_redis;
+
+/*
+ * What the service reports, to one user pointer: a group's message from
+ * another instance (or from this one, when its subscription brings back a
+ * message not delivered at sending), a subscription confirmed, one of the
+ * two links becoming ready or dropping, and the reply to a command sent
+ * with mt_redis_send_command (a redisReply, or NULL when the link dropped).
+ */
+typedef struct mt_redis_events {
+    void (*message)(void *ud, const char *group, size_t len, const void *payload, size_t plen,
+                    int binary);
+    void (*subscribed)(void *ud, const char *group, size_t len);
+    void (*link)(void *ud, int subscriber, int up);
+    void (*reply)(void *ud, uint64_t id, void *reply);
+    void *ud;
+} mt_redis_events_t;
 
 typedef struct mt_redis_conn {
-    struct mt_runtime *rt;
+    struct mt_redis *r;
     struct redisAsyncContext *ac; /* NULL while disconnected */
     const char *name;             /* "commands" | "subscriptions" */
     int ready;                    /* connected, authenticated, db selected */
@@ -51,6 +72,11 @@ typedef struct mt_redis {
     int db;
     char *prefix; /* channel and key namespace, e.g. "moontide:" */
     uint64_t instance;
+    uv_loop_t *loop;
+    mt_log_t *log;
+    mt_rand_t *rand;
+    mt_stats_t *stats; /* counts lost publishes as redis_unavailable */
+    mt_redis_events_t ev;
     mt_redis_conn_t cmd, sub;
     uv_timer_t ping;
     double ping_sent;    /* monotonic time of the unanswered PING, or 0 */
@@ -65,25 +91,31 @@ typedef struct mt_redis {
  * with the reason in err.
  */
 int mt_redis_parse_url(mt_redis_t *r, const char *url, char *err, size_t errlen);
-/** Starts connecting (never fails: an absent Redis is retried). */
-void mt_redis_start(struct mt_runtime *rt);
+/** Starts connecting (never fails: an absent Redis is retried). prefix is
+ *  copied; log, rand and stats must outlive the service. */
+void mt_redis_start(mt_redis_t *r, uv_loop_t *loop, const char *prefix, mt_log_t *log,
+                    mt_rand_t *rand, mt_stats_t *stats, const mt_redis_events_t *ev);
 /** Closes the connections and timers (shutdown). */
-void mt_redis_stop(struct mt_runtime *rt);
+void mt_redis_stop(mt_redis_t *r);
+/** Frees what parse and start copied; after the loop closed the handles. */
+void mt_redis_free(mt_redis_t *r);
 /** 1 when both connections are ready. */
 int mt_redis_up(const mt_redis_t *r);
+/** 1 when the subscription link can carry a new subscription. */
+int mt_redis_can_subscribe(const mt_redis_t *r);
 
 /** Publishes a frame to a group; 0, or -1 when the command link is down. */
-int mt_redis_publish(struct mt_runtime *rt, const char *group, size_t len, const mt_frame_t *f,
+int mt_redis_publish(mt_redis_t *r, const char *group, size_t len, const mt_frame_t *f,
                      int sender_delivered);
 /** (Un)subscribes a group's channel; no-op while the link is down. */
-void mt_redis_subscribe(struct mt_runtime *rt, const char *group, size_t len);
-void mt_redis_unsubscribe(struct mt_runtime *rt, const char *group, size_t len);
+void mt_redis_subscribe(mt_redis_t *r, const char *group, size_t len);
+void mt_redis_unsubscribe(mt_redis_t *r, const char *group, size_t len);
 
 /**
- * Sends a script's command; the reply goes to mt_script_redis_reply with
- * id. Returns 0, or -1 when the command link is down (no reply follows).
+ * Sends a script's command; the reply goes to ev.reply with id. Returns 0,
+ * or -1 when the command link is down (no reply follows).
  */
-int mt_redis_send_command(struct mt_runtime *rt, int argc, const char **argv, const size_t *argvlen,
+int mt_redis_send_command(mt_redis_t *r, int argc, const char **argv, const size_t *argvlen,
                           uint64_t id);
 
 #endif

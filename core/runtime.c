@@ -1,9 +1,5 @@
-/* runtime.c - the root struct, the loop, lws on it, signals and drain. */
+/* runtime.c - the root: wiring, the loop, lws on it, signals and drain. */
 #include "runtime.h"
-
-#include "ffi.h"
-#include "timer.h"
-#include "ws.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -46,8 +42,30 @@ static void lws_log_emit(int level, const char *line)
         mt_log_end(&rt->log);
 }
 
+/* The one lws protocol callback: WebSocket reasons to the WebSocket edge,
+ * the rest to the HTTP edge. */
+static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len)
+{
+    (void)user; /* WebSockets use the opaque pointer; HTTP its own slot */
+    mt_runtime_t *rt = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+    case LWS_CALLBACK_ADD_HEADERS:
+    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_RECEIVE:
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+    case LWS_CALLBACK_RECEIVE_PONG:
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+    case LWS_CALLBACK_CLOSED:
+        return mt_ws_callback(&rt->ws, wsi, reason, in, len);
+    default:
+        return mt_http_callback(&rt->http, wsi, reason, in, len);
+    }
+}
+
 static const struct lws_protocols protocols[] = {
-    {.name = "http", .callback = mt_lws_callback, .per_session_data_size = sizeof(void *)},
+    {.name = "http", .callback = on_lws, .per_session_data_size = sizeof(void *)},
     /* Frames arrive in rx_buffer_size pieces; messages are reassembled.
      * lws allocates that buffer per connection, and an idle connection
      * costs lws ~1.4 KB besides (measured with massif: the wsi 864 B, its
@@ -57,14 +75,14 @@ static const struct lws_protocols protocols[] = {
      * tx_packet_size lws also caps each send() at rx_buffer_size: 64 KB
      * sends take far fewer syscalls for large frames. */
     {.name = "moontide",
-     .callback = mt_lws_callback,
+     .callback = on_lws,
      .per_session_data_size = 0,
      .rx_buffer_size = 128,
      .tx_packet_size = 64 * 1024},
     /* The same again under a name no client can send: upgrades that offer
      * subprotocols are bound to it (ws.c explains why). */
     {.name = MT_WS_OFFER_PROTOCOL,
-     .callback = mt_lws_callback,
+     .callback = on_lws,
      .per_session_data_size = 0,
      .rx_buffer_size = 128,
      .tx_packet_size = 64 * 1024},
@@ -84,23 +102,71 @@ static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
 
 static void finish(mt_runtime_t *rt, const char *why);
 
+int mt_runtime_reload(mt_runtime_t *rt, const char *trigger, const char *changed, int n)
+{
+    mt_buf_t files = MT_BUF_INIT;
+    int nfiles = mt_watch_scan(rt->cfg.scripts, &files, NULL);
+    int rc = mt_script_reload(&rt->script, trigger, files.data, nfiles, changed, n);
+    mt_buf_free(&files);
+    return rc;
+}
+
+/* -- What the layers report upward --------------------------------------- */
+
 /* Files of the script set changed (and settled). */
 static void on_scripts_changed(void *ud, const char *changed, int n)
 {
-    mt_script_reload(ud, "watch", changed, n);
+    mt_runtime_reload(ud, "watch", changed, n);
+}
+
+static int on_admin_reload(void *ud, const char *trigger)
+{
+    return mt_runtime_reload(ud, trigger, NULL, 0);
 }
 
 /* A script's timer fired. */
 static void on_timer(void *ud, uint64_t id)
 {
-    mt_script_timer(ud, id);
+    mt_runtime_t *rt = ud;
+    mt_script_timer(&rt->script, id);
+}
+
+static void on_redis_message(void *ud, const char *group, size_t len, const void *payload,
+                             size_t plen, int binary)
+{
+    mt_runtime_t *rt = ud;
+    mt_channel_redis_message(&rt->channel, group, len, payload, plen, binary);
+}
+
+static void on_redis_subscribed(void *ud, const char *group, size_t len)
+{
+    mt_runtime_t *rt = ud;
+    mt_channel_redis_subscribed(&rt->channel, group, len);
+}
+
+static void on_redis_link(void *ud, int subscriber, int up)
+{
+    mt_runtime_t *rt = ud;
+    mt_channel_redis_link(&rt->channel, subscriber, up);
+}
+
+static void on_redis_reply(void *ud, uint64_t id, void *reply)
+{
+    mt_runtime_t *rt = ud;
+    mt_script_redis_reply(&rt->script, id, reply);
+}
+
+/* The last connection of a drain closed. */
+static void on_drained(void *ud)
+{
+    finish(ud, "drained");
 }
 
 static void on_drain_timeout(uv_timer_t *t)
 {
     mt_runtime_t *rt = t->data;
     mt_log_msg(&rt->log, MT_LOG_WARNING, "moontide.runtime",
-               "graceful shutdown timeout: closing %u connections", mt_runtime_active(rt));
+               "graceful shutdown timeout: closing %u connections", mt_conns_count(&rt->conns));
     finish(rt, "timeout");
 }
 
@@ -110,35 +176,37 @@ static void on_drain_timeout(uv_timer_t *t)
 static void on_drain_step(uv_timer_t *t)
 {
     mt_runtime_t *rt = t->data;
-    if (mt_ws_drain_step(rt) == 0)
+    if (mt_ws_drain_step(&rt->ws) == 0)
         uv_timer_stop(t);
 }
 
-/* Every second: heartbeats; readiness decided afresh; then the registry
- * is collected once, and the in-process alerts, when due, read that
- * snapshot (their metric reads never collect or run Lua themselves). */
+/* Every second: heartbeats; readiness decided afresh; the Lua state's size
+ * sampled; then the registry is collected once, and the in-process
+ * alerts, when due, read that snapshot (their metric reads never collect
+ * or run Lua themselves). */
 static void on_sweep(uv_timer_t *t)
 {
     mt_runtime_t *rt = t->data;
-    mt_ws_sweep(rt);
-    mt_health_evaluate(rt);
-    mt_instruments_collect(rt);
-    mt_script_alerts_tick(rt);
+    mt_ws_sweep(&rt->ws);
+    mt_health_evaluate(&rt->health);
+    mt_script_sample(&rt->script);
+    mt_instruments_collect(&rt->ins);
+    mt_script_alerts_tick(&rt->script);
 }
 
 static void start_drain(mt_runtime_t *rt, const char *signame)
 {
-    rt->draining = 1;
-    rt->drain_started = mt_mono();
-    mt_health_evaluate(rt);
+    rt->proc.draining = 1;
+    rt->proc.drain_started = mt_mono();
+    mt_health_evaluate(&rt->health);
     mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.runtime", "draining", 8);
     if (b) {
         mt_json_kv_cstr(b, "signal", signame);
-        mt_json_kv_int(b, "active_connections", mt_runtime_active(rt));
+        mt_json_kv_int(b, "active_connections", mt_conns_count(&rt->conns));
         mt_json_kv_seconds(b, "graceful_shutdown_timeout", rt->cfg.graceful_shutdown_timeout);
         mt_log_end(&rt->log);
     }
-    if (mt_runtime_active(rt) == 0) {
+    if (mt_conns_count(&rt->conns) == 0) {
         finish(rt, "drained");
         return;
     }
@@ -147,21 +215,16 @@ static void start_drain(mt_runtime_t *rt, const char *signame)
                    (uint64_t)(rt->cfg.graceful_shutdown_timeout * 1000), 0);
 }
 
-void mt_runtime_drained(mt_runtime_t *rt)
-{
-    finish(rt, "drained");
-}
-
 static void on_signal(uv_signal_t *h, int signum)
 {
     mt_runtime_t *rt = h->data;
     if (signum == SIGHUP) {
         if (!rt->finishing)
-            mt_script_reload(rt, "signal", NULL, 0);
+            mt_runtime_reload(rt, "signal", NULL, 0);
         return;
     }
     const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
-    if (!rt->draining) {
+    if (!rt->proc.draining) {
         start_drain(rt, name);
         return;
     }
@@ -184,14 +247,14 @@ static void finish(mt_runtime_t *rt, const char *why)
     if (rt->finishing)
         return;
     rt->finishing = 1;
-    double took = rt->draining ? mt_mono() - rt->drain_started : 0;
-    if (rt->draining)
+    double took = rt->proc.draining ? mt_mono() - rt->proc.drain_started : 0;
+    if (rt->proc.draining)
         mt_metric_set(rt->ins.shutdown, took);
     mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.runtime", "shutdown", 8);
     if (b) {
         mt_json_kv_cstr(b, "reason", why);
         mt_json_kv_seconds(b, "shutdown_seconds", took);
-        mt_json_kv_int(b, "connections_left", mt_runtime_active(rt));
+        mt_json_kv_int(b, "connections_left", mt_conns_count(&rt->conns));
         mt_log_end(&rt->log);
     }
     uv_timer_stop(&rt->drain_timer);
@@ -201,13 +264,71 @@ static void finish(mt_runtime_t *rt, const char *why)
     close_handle((uv_handle_t *)&rt->sig_term);
     close_handle((uv_handle_t *)&rt->sig_int);
     close_handle((uv_handle_t *)&rt->sig_hup);
-    mt_ws_stop(rt);
+    mt_ws_stop(&rt->ws);
     mt_timers_stop_all(&rt->timers);
-    mt_instruments_close(rt);
+    mt_instruments_close(&rt->ins);
     mt_watch_stop(&rt->watch);
-    mt_channel_close(rt);
+    mt_redis_stop(&rt->redis);
     if (rt->lws)
         lws_context_destroy(rt->lws);
+}
+
+/* Gives each layer what it uses, bottom up, and the owner's callbacks. */
+static int wire(mt_runtime_t *rt)
+{
+    mt_config_t *cfg = &rt->cfg;
+    mt_metrics_init(&rt->metrics, cfg->color, (uint32_t)cfg->metrics_max_series,
+                    (uint32_t)cfg->metrics_max_series_per_family);
+    mt_conn_hooks_t hooks = mt_ws_conn_hooks(&rt->ws);
+    mt_conns_init(&rt->conns, (size_t)cfg->max_send_queue_bytes,
+                  strcmp(cfg->send_queue_policy, "drop_oldest") == 0, &rt->stats, &hooks);
+    mt_timers_init(&rt->timers, &rt->loop, on_timer, rt);
+    mt_redis_t *redis = NULL;
+    if (cfg->redis_url) {
+        char err[256];
+        if (mt_redis_parse_url(&rt->redis, cfg->redis_url, err, sizeof err) != 0) {
+            mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.channel", "%s", err);
+            return -1;
+        }
+        mt_redis_events_t ev = {on_redis_message, on_redis_subscribed, on_redis_link,
+                                on_redis_reply, rt};
+        mt_redis_start(&rt->redis, &rt->loop, cfg->redis_prefix, &rt->log, &rt->rand, &rt->stats,
+                       &ev);
+        redis = &rt->redis;
+    }
+    mt_channel_init(&rt->channel, &rt->groups, &rt->conns, redis, &rt->log, &rt->stats);
+    mt_instruments_init(&rt->ins, &rt->loop, &rt->metrics, &rt->log, &rt->stats, &rt->proc,
+                        &rt->conns, &rt->channel, &rt->script);
+    mt_health_init(&rt->health, &rt->metrics, &rt->log, cfg, &rt->proc, &rt->conns, &rt->channel,
+                   &rt->script);
+
+    mt_buf_t files = MT_BUF_INIT;
+    int nfiles = mt_watch_scan(cfg->scripts, &files, NULL);
+    int rc = mt_script_init(&rt->script, cfg, &rt->log, &rt->stats, &rt->conns, files.data, nfiles);
+    mt_buf_free(&files);
+    if (rc != 0)
+        return -1;
+    mt_script_sample(&rt->script);
+
+    rt->report = (mt_report_t){cfg, &rt->proc, &rt->conns, &rt->groups, &rt->channel, &rt->script};
+    mt_admin_init(&rt->admin, cfg->admin_token);
+    rt->rq = (mt_requests_t){&rt->log, &rt->rand, &rt->ins, &cfg->trusted_proxies};
+    rt->http = (mt_http_t){&rt->rq,     &rt->admin,  &rt->health,     &rt->ins,
+                           &rt->report, &rt->script, on_admin_reload, rt};
+    mt_ws_t *ws = &rt->ws;
+    ws->cfg = cfg;
+    ws->proc = &rt->proc;
+    ws->log = &rt->log;
+    ws->stats = &rt->stats;
+    ws->rand = &rt->rand;
+    ws->conns = &rt->conns;
+    ws->channel = &rt->channel;
+    ws->script = &rt->script;
+    ws->rq = &rt->rq;
+    ws->message_duration = rt->ins.message_duration;
+    ws->drained = on_drained;
+    ws->ud = rt;
+    return 0;
 }
 
 static const char *listen_iface(const char *host)
@@ -217,12 +338,12 @@ static const char *listen_iface(const char *host)
     return host;
 }
 
-int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
+int mt_runtime_assemble(mt_runtime_t *rt, mt_config_t *cfg, int log_fd)
 {
     current = rt;
     rt->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
-    mt_log_init(&rt->log, 1, rt->cfg.log_level, rt->cfg.color);
+    mt_log_init(&rt->log, log_fd, rt->cfg.log_level, rt->cfg.color);
     /* lws's INFO level writes several lines per frame (the slow-reader
      * spec logged 57 000): even at DEBUG, only its notices come through.
      * What lws does not emit costs one mask test per call. */
@@ -236,16 +357,13 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
         return -1;
     }
     rt->loop.data = rt;
-    mt_timers_init(&rt->timers, &rt->loop, on_timer, rt);
-    mt_metrics_init(&rt->metrics, rt->cfg.color, (uint32_t)rt->cfg.metrics_max_series,
-                    (uint32_t)rt->cfg.metrics_max_series_per_family);
-    if (mt_channel_init(rt) != 0)
-        return -1;
-    mt_instruments_init(rt);
-    mt_health_init(rt);
-    if (mt_script_init(rt) != 0)
-        return -1;
+    return wire(rt);
+}
 
+int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
+{
+    if (mt_runtime_assemble(rt, cfg, 1) != 0)
+        return -1;
     uv_timer_init(&rt->loop, &rt->drain_timer);
     rt->drain_timer.data = rt;
     uv_timer_init(&rt->loop, &rt->drain_step);
@@ -254,7 +372,7 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
     rt->sweep.data = rt;
     uv_unref((uv_handle_t *)&rt->sweep);
     uv_timer_start(&rt->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
-    mt_ws_start(rt);
+    mt_ws_start(&rt->ws, &rt->loop);
     uv_signal_t *sigs[] = {&rt->sig_term, &rt->sig_int, &rt->sig_hup};
     int signums[] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -290,8 +408,8 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
     rt->vhost = lws_get_vhost_by_name(rt->lws, "default");
     rt->listen_port = rt->vhost ? lws_get_vhost_listen_port(rt->vhost) : rt->cfg.port;
     mt_watch_start(&rt->watch, &rt->loop, rt->cfg.scripts, &rt->log, on_scripts_changed, rt);
-    rt->startup_seconds = mt_mono() - rt->started_mono;
-    mt_metric_set(rt->ins.startup, rt->startup_seconds);
+    rt->proc.startup_seconds = mt_mono() - rt->proc.started_mono;
+    mt_metric_set(rt->ins.startup, rt->proc.startup_seconds);
 
     mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.runtime", "listening", 9);
     if (b) {
@@ -301,7 +419,7 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
         mt_json_kv_cstr(b, "scripts", rt->cfg.scripts);
         mt_json_kv_cstr(b, "config", rt->cfg.config_path);
         mt_json_kv_cstr(b, "channel_layer", rt->channel.kind);
-        mt_json_kv_seconds(b, "startup_seconds", rt->startup_seconds);
+        mt_json_kv_seconds(b, "startup_seconds", rt->proc.startup_seconds);
         mt_log_end(&rt->log);
     }
     return 0;
@@ -323,23 +441,24 @@ void mt_runtime_free(mt_runtime_t *rt)
     }
     if (rt->loop.data) {
         /* After a failed start, finish() never ran: close what did start. */
-        mt_ws_stop(rt);
-        mt_instruments_close(rt);
+        mt_ws_stop(&rt->ws);
+        mt_timers_stop_all(&rt->timers);
+        mt_instruments_close(&rt->ins);
         mt_watch_stop(&rt->watch);
-        mt_channel_close(rt);
+        mt_redis_stop(&rt->redis);
         uv_run(&rt->loop, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop);
         rt->loop.data = NULL;
     }
-    mt_script_free(rt);
-    mt_health_free(rt);
-    free(rt->redis.host);
-    free(rt->redis.password);
+    mt_script_free(&rt->script);
+    mt_health_free(&rt->health);
+    mt_redis_free(&rt->redis);
+    mt_admin_free(&rt->admin);
     mt_timers_free(&rt->timers);
-    mt_handles_free(&rt->conns);
+    mt_conns_free(&rt->conns);
     mt_groups_free(&rt->groups);
     mt_metrics_free(&rt->metrics);
-    mt_ws_free(rt);
+    mt_ws_free(&rt->ws);
     mt_config_free(&rt->cfg);
     mt_log_free(&rt->log);
     current = NULL;

@@ -1,36 +1,46 @@
 /*
  * runtime.h - the root of a moontide process: one struct that owns all
- * state, and the lifecycle around one libuv loop.
+ * state, wires the layers together, and the lifecycle around one libuv
+ * loop.
  *
- * Owns: config, logger, randomness, counters, the connection and timer
- * tables, the groups, the channel layer, the script host, the lws context
- * and the loop's own handles (signals, timers). Nothing else in the core
- * holds mutable state; the FFI entry points and lws's log hook (which get
- * no user pointer) reach this struct through mt_runtime_current().
+ * Owns: config, logger, randomness, counters, the process facts, the
+ * connection and timer tables, the groups, the Redis service, the channel
+ * layer, the script host, the edges (WebSocket, HTTP, health,
+ * instruments), the lws context and the loop's own handles (signals,
+ * timers). Each part gets pointers to what it uses, below it, at start;
+ * what reports upward (the services, the edges) reports to callbacks set
+ * here, and only here (core/README.md draws the layers). The FFI entry
+ * points and recv(), which get no user pointer, reach this struct through
+ * mt_runtime_current().
  *
- * Lifecycle: zero the struct and set started_at/started_mono as early as
- * the process can, mt_runtime_init (config is taken over) → mt_runtime_run
- * (listens, serves until a signal ends the drain) → mt_runtime_free.
- * Non-goals: more than one runtime per process; threads.
+ * Lifecycle: zero the struct and set proc.started_at/started_mono as
+ * early as the process can, mt_runtime_init (config is taken over) →
+ * mt_runtime_run (listens, serves until a signal ends the drain) →
+ * mt_runtime_free. Non-goals: more than one runtime per process; threads.
  */
 #ifndef MT_RUNTIME_H
 #define MT_RUNTIME_H
 
+#include "admin.h"
 #include "channel.h"
 #include "clock.h"
 #include "config.h"
+#include "conn.h"
 #include "group.h"
-#include "handle.h"
 #include "health.h"
+#include "http.h"
 #include "instruments.h"
 #include "log.h"
 #include "metrics.h"
-#include "redis.h"
+#include "process.h"
 #include "rand.h"
+#include "redis.h"
+#include "report.h"
+#include "request.h"
 #include "script.h"
 #include "stats.h"
-#include "timer.h"
 #include "status.h"
+#include "timer.h"
 #include "watch.h"
 #include "ws.h"
 
@@ -38,20 +48,31 @@
 #include <uv.h>
 
 typedef struct mt_runtime {
+    /* base */
     mt_config_t cfg;
     mt_log_t log;
     mt_rand_t rand;
     mt_stats_t stats;
     mt_metrics_t metrics;
-    mt_instruments_t ins;
-    mt_health_t health;
-    mt_handles_t conns;  /* mt_conn_t by handle */
-    mt_timers_t timers;
+    mt_process_t proc;
+    /* objects */
+    mt_conns_t conns;
     mt_groups_t groups;
-    mt_channel_t channel;
-    mt_redis_t redis;
-    mt_script_t script;
+    /* services */
+    mt_timers_t timers;
     mt_watch_t watch;
+    mt_redis_t redis; /* started only with redis_url */
+    /* channel layer, script host */
+    mt_channel_t channel;
+    mt_script_t script;
+    /* edges */
+    mt_health_t health;
+    mt_instruments_t ins;
+    mt_report_t report;
+    mt_admin_t admin;
+    mt_requests_t rq;
+    mt_http_t http;
+    mt_ws_t ws;
 
     uv_loop_t loop;
     struct lws_context *lws;
@@ -61,14 +82,8 @@ typedef struct mt_runtime {
     uv_timer_t drain_step;  /* closes a batch every 50 ms */
     uv_timer_t sweep;       /* heartbeats, every second */
 
-    double started_at;   /* wall clock, process start */
-    double started_mono; /* monotonic, process start */
-    double startup_seconds;
     int listen_port;
-    mt_ws_t ws;
     uint64_t redis_requests; /* ids of scripts' Redis commands */
-    double drain_started;    /* monotonic */
-    int draining;
     int finishing;
     int exit_code;
 } mt_runtime_t;
@@ -79,21 +94,29 @@ mt_runtime_t *mt_runtime_current(void);
 void mt_runtime_bind(mt_runtime_t *rt);
 
 /**
- * Sets up logging, the loop, the script host and the lws context, taking
- * over cfg. Returns 0, or -1 after logging why (then call mt_runtime_free).
+ * Sets up logging (JSON lines to log_fd), the loop and every layer, wired,
+ * and loads the scripts, taking over cfg; listens on nothing and starts no
+ * timers of its own. The first half of mt_runtime_init; alone, for C tests
+ * and fuzz targets that drive the layers without sockets. Returns 0, or -1
+ * after logging why (then call mt_runtime_free).
+ */
+int mt_runtime_assemble(mt_runtime_t *rt, mt_config_t *cfg, int log_fd);
+/**
+ * mt_runtime_assemble, logging to stdout, then the lws context on the
+ * configured port, signals, the sweep and the script watch. Returns 0, or
+ * -1 after logging why (then call mt_runtime_free).
  */
 int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg);
 /** Serves until the process is told to stop; returns the exit status. */
 int mt_runtime_run(mt_runtime_t *rt);
-/** Called when the last connection of a drain has closed. */
-void mt_runtime_drained(mt_runtime_t *rt);
 /** Releases everything; safe after a failed init. */
 void mt_runtime_free(mt_runtime_t *rt);
 
-/** Active WebSocket connections. */
-static inline uint32_t mt_runtime_active(const mt_runtime_t *rt)
-{
-    return rt->conns.count;
-}
+/**
+ * Reloads the scripts (trigger: "watch", "signal", "admin"), listing the
+ * script set afresh; changed holds n NUL-terminated names (may be 0).
+ * Top of an event only. 0 or -1 (the running generation stays).
+ */
+int mt_runtime_reload(mt_runtime_t *rt, const char *trigger, const char *changed, int n);
 
 #endif

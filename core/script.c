@@ -1,10 +1,7 @@
 /* script.c - the LuaJIT state, its loading and the pcall'd entry points. */
 #include "script.h"
 
-#include "conn.h"
-#include "runtime.h"
-#include "watch.h"
-#include "ws.h"
+#include "clock.h"
 
 #include <stdlib.h>
 
@@ -28,11 +25,14 @@ static int traceback(lua_State *L)
 
 /* The budget check. Errors raised here unwind the running event like any
  * script error; only interpreted code reaches it (see script.h). */
+/* The host whose state has the hook: a hook gets no user pointer, and a
+ * process has one host. */
+static mt_script_t *hooked;
+
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    mt_runtime_t *rt = mt_runtime_current();
-    mt_script_t *s = &rt->script;
+    mt_script_t *s = hooked;
     if (!s->deadline)
         return;
     /* Raised without a position: the hook may run anywhere in the event;
@@ -41,15 +41,15 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
         s->budget_hit = 1;
         s->deadline = 0;
         lua_pushfstring(L, "handler exceeded its time budget (handler_timeout %f s)",
-                        rt->cfg.handler_timeout);
+                        s->cfg->handler_timeout);
         lua_error(L);
     }
     size_t bytes = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024;
-    if (bytes > (size_t)rt->cfg.lua_memory_limit) {
+    if (bytes > (size_t)s->cfg->lua_memory_limit) {
         s->budget_hit = 1;
         s->deadline = 0;
         lua_pushfstring(L, "handler exceeded the Lua memory limit (%d MiB)",
-                        (int)(rt->cfg.lua_memory_limit >> 20));
+                        (int)(s->cfg->lua_memory_limit >> 20));
         lua_error(L);
     }
 }
@@ -64,11 +64,10 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
  * fails like a script error, logged CRITICAL) and keep the VM intact.
  * Returns lua_pcall's status; on failure the error is on top of the stack.
  */
-static int enter(mt_runtime_t *rt, int nargs, int nresults, int errfunc)
+static int enter(mt_script_t *s, int nargs, int nresults, int errfunc)
 {
-    mt_script_t *s = &rt->script;
     if (s->ffi_entry) {
-        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.script",
+        mt_log_msg(s->log, MT_LOG_CRITICAL, "moontide.script",
                    "Lua entered from inside the FFI call %s: refused", s->ffi_entry);
 #ifndef NDEBUG
         abort();
@@ -82,12 +81,11 @@ static int enter(mt_runtime_t *rt, int nargs, int nresults, int errfunc)
 
 /* Calls the function below nargs arguments with the event budget armed.
  * Returns lua_pcall's status. */
-static int call(mt_runtime_t *rt, int nargs, int nresults, int errfunc)
+static int call(mt_script_t *s, int nargs, int nresults, int errfunc)
 {
-    mt_script_t *s = &rt->script;
     s->budget_hit = 0;
-    s->deadline = mt_mono() + rt->cfg.handler_timeout;
-    int rc = enter(rt, nargs, nresults, errfunc);
+    s->deadline = mt_mono() + s->cfg->handler_timeout;
+    int rc = enter(s, nargs, nresults, errfunc);
     s->deadline = 0;
     if (s->budget_hit)
         lua_gc(s->L, LUA_GCCOLLECT, 0); /* give back what a runaway took */
@@ -95,17 +93,17 @@ static int call(mt_runtime_t *rt, int nargs, int nresults, int errfunc)
 }
 
 /* Logs the error on top of the stack (message + traceback) and pops it. */
-static void report(mt_runtime_t *rt, const char *event, mt_conn_t *c)
+static void report(mt_script_t *s, const char *event, mt_conn_t *c)
 {
-    lua_State *L = rt->script.L;
+    lua_State *L = s->L;
     size_t n;
     const char *text = lua_tolstring(L, -1, &n);
     if (!text)
         text = "(error object is not a string)", n = strlen(text);
     const char *nl = memchr(text, '\n', n);
     size_t first = nl ? (size_t)(nl - text) : n;
-    rt->stats.errors[MT_ERR_HANDLER]++;
-    mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_ERROR, "moontide.script", "handler error", 13);
+    s->stats->errors[MT_ERR_HANDLER]++;
+    mt_buf_t *b = mt_log_begin(s->log, MT_LOG_ERROR, "moontide.script", "handler error", 13);
     if (b) {
         mt_json_kv_cstr(b, "event", event);
         if (c)
@@ -113,7 +111,7 @@ static void report(mt_runtime_t *rt, const char *event, mt_conn_t *c)
         mt_json_kv_str(b, "error", text, first);
         if (nl)
             mt_json_kv_str(b, "traceback", nl + 1, n - first - 1);
-        mt_log_end(&rt->log);
+        mt_log_end(s->log);
     }
     lua_pop(L, 1);
 }
@@ -128,45 +126,40 @@ static int ref_field(lua_State *L, int table, const char *name)
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-static int load_error(mt_runtime_t *rt, const char *what)
+static int load_error(mt_script_t *s, const char *what)
 {
-    lua_State *L = rt->script.L;
-    mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_CRITICAL, "moontide.script",
-                               "scripts failed to load", 22);
+    lua_State *L = s->L;
+    mt_buf_t *b =
+        mt_log_begin(s->log, MT_LOG_CRITICAL, "moontide.script", "scripts failed to load", 22);
     if (b) {
         mt_json_kv_cstr(b, "stage", what);
-        mt_json_kv_cstr(b, "scripts", rt->cfg.scripts);
+        mt_json_kv_cstr(b, "scripts", s->cfg->scripts);
         mt_json_kv_cstr(b, "error", lua_tostring(L, -1));
-        mt_log_end(&rt->log);
+        mt_log_end(s->log);
     }
     return -1;
 }
 
-/* Pushes the list of .lua files of the script set. */
-static void push_files(mt_runtime_t *rt)
+/* Pushes the list of .lua files of the script set (n NUL-terminated). */
+static void push_files(lua_State *L, const char *files, int n)
 {
-    lua_State *L = rt->script.L;
-    mt_buf_t files = MT_BUF_INIT;
-    int n = mt_watch_scan(rt->cfg.scripts, &files, NULL);
     lua_createtable(L, n, 0);
-    size_t off = 0;
     for (int i = 1; i <= n; i++) {
-        lua_pushstring(L, files.data + off);
-        off += strlen(files.data + off) + 1;
+        lua_pushstring(L, files);
+        files += strlen(files) + 1;
         lua_rawseti(L, -2, i);
     }
-    mt_buf_free(&files);
 }
 
-int mt_script_reload(mt_runtime_t *rt, const char *trigger, const char *changed, int n)
+int mt_script_reload(mt_script_t *s, const char *trigger, const char *files, int nfiles,
+                     const char *changed, int n)
 {
-    mt_script_t *s = &rt->script;
     lua_State *L = s->L;
     double t0 = mt_mono();
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_reload);
-    push_files(rt);
+    push_files(L, files, nfiles);
     /* No traceback: a load failure is reported as file:line: message. */
-    int rc = enter(rt, 1, 1, 0);
+    int rc = enter(s, 1, 1, 0);
     s->reload_pause = mt_mono() - t0;
     s->reload_at = mt_now();
     s->reload_trigger = trigger;
@@ -176,18 +169,18 @@ int mt_script_reload(mt_runtime_t *rt, const char *trigger, const char *changed,
         s->generation = (uint64_t)lua_tonumber(L, -1);
         s->loaded_at = s->reload_at;
         s->reload_result = "success";
-        mt_metric_add(rt->ins.reloads_success, 1);
+        s->reloads_ok++;
     } else {
         const char *msg = lua_tostring(L, -1);
         s->reload_error = mt_xstrdup(msg ? msg : "(error object is not a string)");
         s->reload_result = "failure";
-        mt_metric_add(rt->ins.reloads_failure, 1);
+        s->reloads_failed++;
     }
     lua_pop(L, 1);
-    mt_buf_t *b = rc == 0 ? mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.script",
-                                         "scripts reloaded", 16)
-                          : mt_log_begin(&rt->log, MT_LOG_ERROR, "moontide.script",
-                                         "script reload failed: running generation kept", 45);
+    mt_buf_t *b = rc == 0
+                      ? mt_log_begin(s->log, MT_LOG_INFO, "moontide.script", "scripts reloaded", 16)
+                      : mt_log_begin(s->log, MT_LOG_ERROR, "moontide.script",
+                                     "script reload failed: running generation kept", 45);
     if (b) {
         mt_json_kv_cstr(b, "trigger", trigger);
         mt_json_kv_int(b, "generation", (int64_t)s->generation);
@@ -204,31 +197,36 @@ int mt_script_reload(mt_runtime_t *rt, const char *trigger, const char *changed,
         if (s->reload_error)
             mt_json_kv_cstr(b, "error", s->reload_error);
         mt_json_kv_seconds(b, "pause_seconds", s->reload_pause);
-        mt_json_kv_int(b, "connections", mt_runtime_active(rt));
-        mt_log_end(&rt->log);
+        mt_json_kv_int(b, "connections", mt_conns_count(s->conns));
+        mt_log_end(s->log);
     }
     return rc == 0 ? 0 : -1;
 }
 
-int mt_script_init(mt_runtime_t *rt)
+int mt_script_init(mt_script_t *s, const mt_config_t *cfg, mt_log_t *log, mt_stats_t *stats,
+                   const mt_conns_t *conns, const char *files, int nfiles)
 {
-    mt_script_t *s = &rt->script;
+    s->cfg = cfg;
+    s->log = log;
+    s->stats = stats;
+    s->conns = conns;
+    hooked = s;
     s->ref_open = s->ref_message = s->ref_close = s->ref_timer = s->ref_match = LUA_NOREF;
     lua_State *L = s->L = luaL_newstate();
     if (!L) {
-        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.script", "cannot create a Lua state");
+        mt_log_msg(s->log, MT_LOG_CRITICAL, "moontide.script", "cannot create a Lua state");
         return -1;
     }
     luaL_openlibs(L);
     /* eager: every loop and side exit is compiled at once, so paths that a
      * short-lived server never runs often enough to trace (a periodic
      * alert evaluation) are compiled in tests too. */
-    const char *jit = strcmp(rt->cfg.lua_jit, "eager") == 0
+    const char *jit = strcmp(s->cfg->lua_jit, "eager") == 0
                           ? "jit.opt.start('hotloop=1', 'hotexit=1')"
-                      : strcmp(rt->cfg.lua_jit, "off") == 0 ? "jit.off()"
+                      : strcmp(s->cfg->lua_jit, "off") == 0 ? "jit.off()"
                                                             : NULL;
     if (jit && luaL_dostring(L, jit) != 0)
-        return load_error(rt, "jit");
+        return load_error(s, "jit");
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_pushcfunction(L, traceback); /* slot 1, for good */
 
@@ -236,7 +234,7 @@ int mt_script_init(mt_runtime_t *rt)
      * beside the handlers, then the system's (cjson and friends). */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "path");
-    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", rt->cfg.scripts, rt->cfg.scripts,
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", s->cfg->scripts, s->cfg->scripts,
                     lua_tostring(L, -1));
     lua_setfield(L, -3, "path");
     lua_pop(L, 2);
@@ -245,25 +243,25 @@ int mt_script_init(mt_runtime_t *rt)
     lua_getglobal(L, "require");
     lua_pushliteral(L, "moontide.ffi");
     if (lua_pcall(L, 1, 0, 1) != 0)
-        return load_error(rt, "ffi");
+        return load_error(s, "ffi");
 
     lua_getglobal(L, "require");
     lua_pushliteral(L, "moontide.host");
     if (lua_pcall(L, 1, 1, 1) != 0)
-        return load_error(rt, "host");
+        return load_error(s, "host");
     int host = lua_gettop(L);
     lua_getfield(L, host, "start");
     lua_newtable(L);
-    lua_pushstring(L, rt->cfg.scripts);
+    lua_pushstring(L, s->cfg->scripts);
     lua_setfield(L, -2, "scripts");
-    lua_pushstring(L, rt->cfg.color);
+    lua_pushstring(L, s->cfg->color);
     lua_setfield(L, -2, "color");
-    lua_pushstring(L, rt->cfg.redis_prefix);
+    lua_pushstring(L, s->cfg->redis_prefix);
     lua_setfield(L, -2, "redis_prefix");
-    push_files(rt);
+    push_files(L, files, nfiles);
     lua_setfield(L, -2, "files");
     if (lua_pcall(L, 1, 1, 1) != 0)
-        return load_error(rt, "routes and handlers");
+        return load_error(s, "routes and handlers");
     s->generation = (uint64_t)lua_tonumber(L, -1);
     lua_pop(L, 1);
     s->ref_open = ref_field(L, host, "open");
@@ -282,19 +280,19 @@ int mt_script_init(mt_runtime_t *rt)
         s->ref_redis_reply == LUA_NOREF || s->ref_readiness == LUA_NOREF ||
         s->ref_alerts_tick == LUA_NOREF || s->ref_alerts_json == LUA_NOREF) {
         lua_pushliteral(L, "moontide.host lacks one of its entry points");
-        return load_error(rt, "host");
+        return load_error(s, "host");
     }
     s->loaded_at = mt_now();
     return 0;
 }
 
-void mt_script_free(mt_runtime_t *rt)
+void mt_script_free(mt_script_t *s)
 {
-    if (rt->script.L)
-        lua_close(rt->script.L);
-    rt->script.L = NULL;
-    free(rt->script.reload_error);
-    rt->script.reload_error = NULL;
+    if (s->L)
+        lua_close(s->L);
+    s->L = NULL;
+    free(s->reload_error);
+    s->reload_error = NULL;
 }
 
 /* Copies the string at stack index idx into out[outlen] ("" if not one). */
@@ -313,18 +311,18 @@ static void copy_string(lua_State *L, int idx, char *out, size_t outlen)
     out[n] = '\0';
 }
 
-int mt_script_match(mt_runtime_t *rt, const char *path, size_t len, const char *offered,
+int mt_script_match(mt_script_t *s, const char *path, size_t len, const char *offered,
                     char *pattern, size_t patlen, char *chosen, size_t chosenlen)
 {
-    lua_State *L = rt->script.L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_match);
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_match);
     lua_pushlstring(L, path, len);
     if (offered)
         lua_pushstring(L, offered);
     else
         lua_pushnil(L);
-    if (call(rt, 2, 2, 1) != 0) {
-        report(rt, "match", NULL);
+    if (call(s, 2, 2, 1) != 0) {
+        report(s, "match", NULL);
         return 0;
     }
     int found = lua_isstring(L, -2);
@@ -336,11 +334,11 @@ int mt_script_match(mt_runtime_t *rt, const char *path, size_t len, const char *
     return found;
 }
 
-int mt_script_open(mt_runtime_t *rt, mt_conn_t *c, const char *path, const char *query,
+int mt_script_open(mt_script_t *s, mt_conn_t *c, const char *path, const char *query,
                    const char *origin, const char *protocol)
 {
-    lua_State *L = rt->script.L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_open);
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_open);
     lua_pushnumber(L, (lua_Number)c->id);
     lua_pushstring(L, path);
     lua_pushstring(L, query);
@@ -349,8 +347,8 @@ int mt_script_open(mt_runtime_t *rt, mt_conn_t *c, const char *path, const char 
         lua_pushstring(L, protocol);
     else
         lua_pushnil(L);
-    if (call(rt, 5, 1, 1) != 0) {
-        report(rt, "on_open", c);
+    if (call(s, 5, 1, 1) != 0) {
+        report(s, "on_open", c);
         return -1;
     }
     c->binary_ok = lua_toboolean(L, -1);
@@ -358,38 +356,39 @@ int mt_script_open(mt_runtime_t *rt, mt_conn_t *c, const char *path, const char 
     return 0;
 }
 
-void mt_script_message(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t len, int binary)
+int mt_script_message(mt_script_t *s, mt_conn_t *c, const char *data, size_t len, int binary)
 {
-    lua_State *L = rt->script.L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_message);
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_message);
     lua_pushnumber(L, (lua_Number)c->id);
     lua_pushlstring(L, data, len);
     lua_pushboolean(L, binary);
-    if (call(rt, 3, 0, 1) != 0) {
-        report(rt, "on_message", c);
-        if (rt->script.budget_hit)
-            mt_ws_close(rt, c, 1011, "handler exceeded its budget", 27);
+    if (call(s, 3, 0, 1) != 0) {
+        report(s, "on_message", c);
+        if (s->budget_hit)
+            return 1011; /* internal error: the handler could not finish */
     }
+    return 0;
 }
 
-void mt_script_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason)
+void mt_script_close(mt_script_t *s, mt_conn_t *c, int code, const char *reason)
 {
-    lua_State *L = rt->script.L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_close);
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_close);
     lua_pushnumber(L, (lua_Number)c->id);
     lua_pushinteger(L, code);
     lua_pushstring(L, reason ? reason : "");
-    if (call(rt, 3, 0, 1) != 0)
-        report(rt, "on_close", c);
+    if (call(s, 3, 0, 1) != 0)
+        report(s, "on_close", c);
 }
 
-void mt_script_timer(mt_runtime_t *rt, uint64_t timer)
+void mt_script_timer(mt_script_t *s, uint64_t timer)
 {
-    lua_State *L = rt->script.L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_timer);
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_timer);
     lua_pushnumber(L, (lua_Number)timer);
-    if (call(rt, 1, 0, 1) != 0)
-        report(rt, "timer", NULL);
+    if (call(s, 1, 0, 1) != 0)
+        report(s, "timer", NULL);
 }
 
 /* Pushes a reply as a Lua value: strings, numbers, tables; a nil inside
@@ -419,13 +418,13 @@ static void push_reply(lua_State *L, const redisReply *r, int depth)
     }
 }
 
-void mt_script_redis_reply(mt_runtime_t *rt, uint64_t id, void *reply)
+void mt_script_redis_reply(mt_script_t *s, uint64_t id, void *reply)
 {
-    lua_State *L = rt->script.L;
+    lua_State *L = s->L;
     const redisReply *r = reply;
     if (!L)
         return;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_redis_reply);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_redis_reply);
     lua_pushnumber(L, (lua_Number)id);
     if (!r) {
         lua_pushnil(L);
@@ -440,38 +439,38 @@ void mt_script_redis_reply(mt_runtime_t *rt, uint64_t id, void *reply)
         push_reply(L, r, 0);
         lua_pushnil(L);
     }
-    if (call(rt, 3, 0, 1) != 0)
-        report(rt, "redis reply", NULL);
+    if (call(s, 3, 0, 1) != 0)
+        report(s, "redis reply", NULL);
 }
 
-int mt_script_readiness(mt_runtime_t *rt, int *ready, mt_buf_t *checks, mt_buf_t *reasons)
+int mt_script_readiness(mt_script_t *s, const mt_script_facts_t *facts, int *ready,
+                        mt_buf_t *checks, mt_buf_t *reasons)
 {
-    lua_State *L = rt->script.L;
-    const char *channel_reason;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_readiness);
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_readiness);
     lua_createtable(L, 0, 12);
-    lua_pushboolean(L, rt->draining);
+    lua_pushboolean(L, facts->draining);
     lua_setfield(L, -2, "draining");
-    lua_pushnumber(L, mt_runtime_active(rt));
+    lua_pushnumber(L, facts->active_connections);
     lua_setfield(L, -2, "active_connections");
-    lua_pushnumber(L, rt->cfg.max_connections);
+    lua_pushnumber(L, facts->max_connections);
     lua_setfield(L, -2, "max_connections");
-    lua_pushstring(L, rt->channel.kind);
+    lua_pushstring(L, facts->channel_layer);
     lua_setfield(L, -2, "channel_layer");
-    lua_pushboolean(L, mt_channel_ready(rt, &channel_reason));
+    lua_pushboolean(L, facts->channel_ready);
     lua_setfield(L, -2, "channel_ready");
-    lua_pushboolean(L, rt->redis.configured);
+    lua_pushboolean(L, facts->redis_configured);
     lua_setfield(L, -2, "redis_configured");
-    lua_pushboolean(L, mt_redis_up(&rt->redis));
+    lua_pushboolean(L, facts->redis_connected);
     lua_setfield(L, -2, "redis_connected");
-    lua_pushnumber(L, rt->redis.latency);
+    lua_pushnumber(L, facts->redis_latency);
     lua_setfield(L, -2, "redis_latency");
-    lua_pushnumber(L, rt->redis.down_since ? mt_mono() - rt->redis.down_since : 0);
+    lua_pushnumber(L, facts->redis_down_seconds);
     lua_setfield(L, -2, "redis_down_seconds");
-    lua_pushnumber(L, (lua_Number)rt->script.generation);
+    lua_pushnumber(L, (lua_Number)s->generation);
     lua_setfield(L, -2, "scripts_generation");
-    if (call(rt, 1, 3, 1) != 0) {
-        report(rt, "readiness policy", NULL);
+    if (call(s, 1, 3, 1) != 0) {
+        report(s, "readiness policy", NULL);
         return -1;
     }
     if (lua_isnil(L, -3)) { /* no policy loaded */
@@ -505,32 +504,33 @@ int mt_script_readiness(mt_runtime_t *rt, int *ready, mt_buf_t *checks, mt_buf_t
     return 0;
 }
 
-void mt_script_alerts_tick(mt_runtime_t *rt)
+void mt_script_alerts_tick(mt_script_t *s)
 {
-    lua_State *L = rt->script.L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_alerts_tick);
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_alerts_tick);
     lua_pushnumber(L, mt_now());
-    if (call(rt, 1, 0, 1) != 0)
-        report(rt, "alerts", NULL);
+    if (call(s, 1, 0, 1) != 0)
+        report(s, "alerts", NULL);
 }
 
-void mt_script_alerts_json(mt_runtime_t *rt, mt_buf_t *out)
+void mt_script_alerts_json(mt_script_t *s, mt_buf_t *out)
 {
-    lua_State *L = rt->script.L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->script.ref_alerts_json);
-    if (call(rt, 0, 1, 1) != 0) {
-        report(rt, "alerts", NULL);
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_alerts_json);
+    if (call(s, 0, 1, 1) != 0) {
+        report(s, "alerts", NULL);
         mt_buf_adds(out, "{\"alerts\":[],\"error\":\"alert evaluation failed\"}");
         return;
     }
     size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
-    mt_buf_add(out, s ? s : "{}", s ? n : 2);
+    const char *json = lua_tolstring(L, -1, &n);
+    mt_buf_add(out, json ? json : "{}", json ? n : 2);
     lua_pop(L, 1);
 }
 
-size_t mt_script_memory(mt_runtime_t *rt)
+void mt_script_sample(mt_script_t *s)
 {
-    lua_State *L = rt->script.L;
-    return L ? (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0) : 0;
+    lua_State *L = s->L;
+    s->memory =
+        L ? (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0) : 0;
 }

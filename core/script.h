@@ -22,6 +22,12 @@
  * Every function here enters Lua through one gate that refuses, or in a
  * debug build aborts naming the FFI call, while an FFI call is running.
  *
+ * Layering: the host calls only what lies below it (connections for their
+ * log fields, the base). What the edges must act on comes back as a
+ * result: mt_script_message returns the close a runaway event calls for.
+ * The facts a policy decides on are handed in (mt_script_facts_t), and the
+ * script files are listed by the caller (watch.h scans them).
+ *
  * Owns: the lua_State and registry references to the dispatcher's entry
  * points. Lifecycle: mt_script_init after the loop exists, events while
  * the loop runs, mt_script_free at shutdown.
@@ -30,16 +36,21 @@
 #define MT_SCRIPT_H
 
 #include "buf.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "stats.h"
 
 #include <lua.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct mt_runtime;
-struct mt_conn;
-
 typedef struct mt_script {
     lua_State *L;
+    const mt_config_t *cfg; /* scripts, color, redis_prefix, lua_jit, budgets */
+    mt_log_t *log;
+    mt_stats_t *stats;       /* handler_error */
+    const mt_conns_t *conns; /* counted in reload log lines */
     int ref_open, ref_message, ref_close, ref_timer, ref_match, ref_reload;
     int ref_redis_reply, ref_readiness, ref_alerts_tick, ref_alerts_json;
     double deadline;  /* monotonic end of the running event's budget; 0: none */
@@ -53,7 +64,19 @@ typedef struct mt_script {
     const char *reload_trigger; /* "watch" | "signal" | "admin" */
     char *reload_error;      /* failure text (file:line: message), or NULL */
     const char *ffi_entry;   /* the FFI function running now, or NULL */
+    uint64_t reloads_ok, reloads_failed; /* moontide_script_reloads_total */
+    size_t memory;                       /* bytes the state held when last sampled */
 } mt_script_t;
+
+/* What the readiness policy decides on, gathered by its caller (health.c). */
+typedef struct mt_script_facts {
+    int draining;
+    uint32_t active_connections, max_connections;
+    const char *channel_layer; /* "memory" | "redis" */
+    int channel_ready;
+    int redis_configured, redis_connected;
+    double redis_latency, redis_down_seconds;
+} mt_script_facts_t;
 
 /*
  * Marks an FFI call in progress, so that the script host refuses to run
@@ -77,9 +100,15 @@ static inline void mt_script_guard_leave(mt_script_guard_t *g)
     g->s->ffi_entry = g->prev;
 }
 
-/** Creates the state and loads the scripts. 0, or -1 after logging why. */
-int mt_script_init(struct mt_runtime *rt);
-void mt_script_free(struct mt_runtime *rt);
+/**
+ * Creates the state and loads the scripts: files holds nfiles
+ * NUL-terminated names of the set's .lua files, relative to cfg->scripts
+ * (mt_watch_scan). cfg, log, stats and conns must outlive the host.
+ * 0, or -1 after logging why (then call mt_script_free).
+ */
+int mt_script_init(mt_script_t *s, const mt_config_t *cfg, mt_log_t *log, mt_stats_t *stats,
+                   const mt_conns_t *conns, const char *files, int nfiles);
+void mt_script_free(mt_script_t *s);
 
 /**
  * Matches a request path against the WebSocket routes. Returns 1 and the
@@ -88,44 +117,47 @@ void mt_script_free(struct mt_runtime *rt);
  * subprotocol the route accepts from it is written to chosen[chosenlen]
  * ("" for none; chosen may be NULL).
  */
-int mt_script_match(struct mt_runtime *rt, const char *path, size_t len, const char *offered,
+int mt_script_match(mt_script_t *s, const char *path, size_t len, const char *offered,
                     char *pattern, size_t patlen, char *chosen, size_t chosenlen);
 /** Runs the route's on_open; sets c->binary_ok from the route. protocol
  *  is the subprotocol chosen at the upgrade ("" or NULL: none). 0, or -1
  *  if it raised (logged, counted). */
-int mt_script_open(struct mt_runtime *rt, struct mt_conn *c, const char *path,
-                   const char *query, const char *origin, const char *protocol);
+int mt_script_open(mt_script_t *s, mt_conn_t *c, const char *path, const char *query,
+                   const char *origin, const char *protocol);
 /** Runs on_message with one complete message. Errors are logged and
- *  counted; an event stopped by the budget closes the connection (1011). */
-void mt_script_message(struct mt_runtime *rt, struct mt_conn *c, const char *data, size_t len,
-                       int binary);
+ *  counted. Returns 0, or 1011 when the event was stopped by its budget:
+ *  the caller closes the connection with that code. */
+int mt_script_message(mt_script_t *s, mt_conn_t *c, const char *data, size_t len, int binary);
 /** Runs on_close; the connection can no longer send. */
-void mt_script_close(struct mt_runtime *rt, struct mt_conn *c, int code, const char *reason);
+void mt_script_close(mt_script_t *s, mt_conn_t *c, int code, const char *reason);
 /** Runs the callback of a timer that fired. */
-void mt_script_timer(struct mt_runtime *rt, uint64_t timer);
+void mt_script_timer(mt_script_t *s, uint64_t timer);
 /**
  * Loads the script set as a new generation (see moontide/host.lua): on
  * success the swap happens at once, between events; on failure the running
- * generation stays and the error is kept for /status. changed holds n
- * NUL-terminated names of the files that triggered it (may be 0). Logged,
- * counted in moontide_script_reloads_total. Returns 0 or -1.
+ * generation stays and the error is kept for /status. files/nfiles: the
+ * set, as for mt_script_init; changed holds n NUL-terminated names of the
+ * files that triggered it (may be 0). Logged and counted. Returns 0 or -1.
  */
-int mt_script_reload(struct mt_runtime *rt, const char *trigger, const char *changed, int n);
+int mt_script_reload(mt_script_t *s, const char *trigger, const char *files, int nfiles,
+                     const char *changed, int n);
 /** Passes a Redis reply (a redisReply, or NULL when the link dropped)
  *  to the script that sent command id. */
-void mt_script_redis_reply(struct mt_runtime *rt, uint64_t id, void *reply);
+void mt_script_redis_reply(mt_script_t *s, uint64_t id, void *reply);
 /**
  * Runs the readiness policy (lua/policies/health.lua) on the core's facts.
  * Returns 0 with *ready set and the policy's checks (a JSON object) and
  * reasons (a JSON array) appended, or -1 when there is no policy or it
  * failed (logged); then the caller decides with its built-in rules.
  */
-int mt_script_readiness(struct mt_runtime *rt, int *ready, mt_buf_t *checks, mt_buf_t *reasons);
+int mt_script_readiness(mt_script_t *s, const mt_script_facts_t *facts, int *ready,
+                        mt_buf_t *checks, mt_buf_t *reasons);
 /** Evaluates the in-process alerts (lua/policies/alerts.lua) when due. */
-void mt_script_alerts_tick(struct mt_runtime *rt);
+void mt_script_alerts_tick(mt_script_t *s);
 /** Appends the JSON body of GET /alerts. */
-void mt_script_alerts_json(struct mt_runtime *rt, mt_buf_t *out);
-/** Bytes of memory the Lua state uses. */
-size_t mt_script_memory(struct mt_runtime *rt);
+void mt_script_alerts_json(mt_script_t *s, mt_buf_t *out);
+/** Samples the state's size into s->memory, for readers that must not
+ *  touch the state (the instruments). Outside FFI calls only. */
+void mt_script_sample(mt_script_t *s);
 
 #endif

@@ -1,8 +1,7 @@
 /* ws.c - WebSocket upgrades, messages, send queues and closes. */
 #include "ws.h"
 
-#include "http.h"
-#include "runtime.h"
+#include "clock.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -38,9 +37,6 @@ static mt_conn_t *conn_of(struct lws *wsi)
     return lws_get_opaque_user_data(wsi);
 }
 
-static int start_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, size_t len,
-                       int now);
-
 /* Registers an open WebSocket's socket for mt_ws_inspect. */
 static void watch_fd(mt_ws_t *ws, mt_conn_t *c, int fd)
 {
@@ -59,7 +55,7 @@ static void watch_fd(mt_ws_t *ws, mt_conn_t *c, int fd)
 }
 
 struct inspecting {
-    mt_runtime_t *rt;
+    mt_ws_t *ws;
     mt_conn_t *c;
 };
 
@@ -68,14 +64,14 @@ static int on_frame_event(void *ud, mt_wsframe_event_t ev, int code, const uint8
                           size_t len)
 {
     struct inspecting *in = ud;
-    mt_runtime_t *rt = in->rt;
+    mt_ws_t *ws = in->ws;
     mt_conn_t *c = in->c;
     switch (ev) {
     case MT_WSF_PING: {
         /* Answered in order with the data frames around it, each one. */
         c->last_seen = mt_mono();
         mt_frame_t *f = mt_frame_pong(p, len);
-        mt_ws_enqueue(rt, c, f);
+        mt_conn_enqueue(ws->conns, c, f);
         mt_frame_unref(f);
         break;
     }
@@ -95,73 +91,59 @@ static int on_frame_event(void *ud, mt_wsframe_event_t ev, int code, const uint8
         if (len && !c->close_reason)
             c->close_reason = mt_xstrndup((const char *)p, len);
         c->close_held = 1;
-        want_flush(&rt->ws, c);
+        want_flush(ws, c);
         return 0;
     case MT_WSF_VIOLATION: {
-        rt->stats.errors[MT_ERR_PROTOCOL]++;
-        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
-                                   "protocol violation: closing", 27);
+        ws->stats->errors[MT_ERR_PROTOCOL]++;
+        mt_buf_t *b =
+            mt_log_begin(ws->log, MT_LOG_WARNING, "moontide.ws", "protocol violation: closing", 27);
         if (b) {
             mt_conn_log_fields(c, b);
             mt_json_kv_int(b, "code", code);
             mt_json_kv_str(b, "reason", (const char *)p, len);
-            mt_log_end(&rt->log);
+            mt_log_end(ws->log);
         }
-        start_close(rt, c, code, (const char *)p, len, 1);
+        mt_conn_close(ws->conns, c, code, (const char *)p, len, 1);
         break;
     }
     }
     return 0;
 }
 
-size_t mt_ws_inspect(mt_runtime_t *rt, int fd, unsigned char *buf, size_t n, size_t cap)
+size_t mt_ws_inspect(mt_ws_t *ws, int fd, unsigned char *buf, size_t n, size_t cap)
 {
-    mt_ws_t *ws = &rt->ws;
     mt_conn_t *c = fd >= 0 && fd < ws->nfds ? ws->by_fd[fd] : NULL;
     if (!c)
         return n;
-    struct inspecting in = {rt, c};
+    struct inspecting in = {ws, c};
     return mt_wsframe_scan(&c->scan, buf, n, cap, on_frame_event, &in);
 }
 
-/* The drop_oldest policy: make room by dropping the oldest queued frames.
- * Returns 1 when f now fits, 0 when it is larger than the whole bound. */
-static int drop_oldest(mt_runtime_t *rt, mt_conn_t *c, const mt_frame_t *f)
+/* The connections' hooks (conn.h). A close request arms lws's close once:
+ * the reason lws writes in its close frame, and, unless the close is at
+ * once, a timer as backstop so that a peer which stops reading cannot
+ * hold the connection open. lws writes that close frame when it closes
+ * the connection (and cannot when it still holds output the peer has not
+ * taken: then it flushes for up to 5 s and drops the socket). Only a
+ * synchronous kill makes lws send it (a timed one is a "violent death"),
+ * and that is unsafe inside lws's own callbacks: the flush phase does it
+ * at the end of the turn, after the queued frames. */
+static void on_want_write(void *ud, mt_conn_t *c)
 {
-    size_t bound = (size_t)rt->cfg.max_send_queue_bytes;
-    if (f->len > bound)
-        return 0;
-    uint32_t dropped = 0;
-    while (c->q.len && c->q.bytes + f->len > bound) {
-        mt_sendq_pop(&c->q);
-        dropped++;
+    mt_ws_t *ws = ud;
+    if (c->closing && !c->close_armed && c->wsi) {
+        c->close_armed = 1;
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason,
+                         c->close_reason ? strlen(c->close_reason) : 0);
+        if (!c->kill_due)
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, (int)(ws->cfg->heartbeat_timeout + 1));
     }
-    rt->stats.errors[MT_ERR_SEND_QUEUE_OVERFLOW]++;
-    rt->stats.send_queue_dropped_frames += dropped;
-    return 1;
-}
-
-void mt_ws_enqueue(mt_runtime_t *rt, mt_conn_t *c, mt_frame_t *f)
-{
-    if (c->closing || c->closed || c->peer_closed)
-        return;
-    if (c->q.bytes + f->len > (size_t)rt->cfg.max_send_queue_bytes &&
-        !(rt->cfg.send_queue_policy[0] == 'd' && drop_oldest(rt, c, f))) {
-        rt->stats.errors[MT_ERR_SEND_QUEUE_OVERFLOW]++;
-        rt->stats.send_queue_dropped_frames += c->q.len + 1;
-        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
-                                   "send queue overflow: closing", 28);
-        if (b) {
-            mt_conn_log_fields(c, b);
-            mt_json_kv_int(b, "queued_bytes", (int64_t)c->q.bytes);
-            mt_json_kv_int(b, "queued_frames", c->q.len);
-            mt_log_end(&rt->log);
-        }
-        start_close(rt, c, 1013 /* try again later */, "send queue overflow", 19, 1);
+    if (c->closing && !c->kill_due && !c->q.len) {
+        want_writable(c);
         return;
     }
-    mt_sendq_push(&c->q, f);
-    want_flush(&rt->ws, c);
+    want_flush(ws, c);
     /* No read pausing (lws_rx_flow_control): on Debian's lws 4.1,
      * re-enabling reads from the writable callback closes the connection
      * (seen here; lws issues 1550, 1558). A client that sends faster than
@@ -169,53 +151,27 @@ void mt_ws_enqueue(mt_runtime_t *rt, mt_conn_t *c, mt_frame_t *f)
      * optional rate limit. */
 }
 
-/*
- * Starts a close. lws writes the close frame from the reason stored here
- * when it closes the connection (and cannot when it still holds output
- * the peer has not taken: then it flushes for up to 5 s and drops the
- * socket). now: the peer is not reading (a send-queue overflow, a
- * heartbeat timeout), so close at once; otherwise the close follows the
- * queued frames, from the writable callback, with a timer as backstop so
- * that a peer which stops reading cannot hold it open.
- */
-static int start_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, size_t len,
-                       int now)
+static void on_overflow(void *ud, mt_conn_t *c, size_t queued_bytes, uint32_t queued_frames)
 {
-    if (c->closing || c->closed)
-        return MT_DECLINED;
-    c->closing = 1;
-    c->close_code = (uint16_t)code;
-    if (len > MT_CLOSE_REASON_MAX)
-        len = MT_CLOSE_REASON_MAX;
-    free(c->close_reason);
-    c->close_reason = len ? mt_xstrndup(reason, len) : NULL;
-    if (!c->wsi)
-        return MT_OK;
-    lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason, len);
-    if (now) {
-        /* Only a synchronous kill makes lws send the close frame (a timed
-         * one is a "violent death"), and that is unsafe inside lws's own
-         * callbacks: the flush phase does it at the end of the turn. */
-        mt_sendq_clear(&c->q);
-        c->kill_due = 1;
-        want_flush(&rt->ws, c);
-        return MT_OK;
+    mt_ws_t *ws = ud;
+    mt_buf_t *b =
+        mt_log_begin(ws->log, MT_LOG_WARNING, "moontide.ws", "send queue overflow: closing", 28);
+    if (b) {
+        mt_conn_log_fields(c, b);
+        mt_json_kv_int(b, "queued_bytes", (int64_t)queued_bytes);
+        mt_json_kv_int(b, "queued_frames", queued_frames);
+        mt_log_end(ws->log);
     }
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, (int)(rt->cfg.heartbeat_timeout + 1));
-    if (c->q.len)
-        want_flush(&rt->ws, c); /* the frames first */
-    else
-        want_writable(c);
-    return MT_OK;
 }
 
-int mt_ws_close(mt_runtime_t *rt, mt_conn_t *c, int code, const char *reason, size_t len)
+mt_conn_hooks_t mt_ws_conn_hooks(mt_ws_t *ws)
 {
-    return start_close(rt, c, code, reason, len, 0);
+    mt_conn_hooks_t h = {on_want_write, on_overflow, ws};
+    return h;
 }
 
 struct drain_step {
-    mt_runtime_t *rt;
+    mt_ws_t *ws;
     uint32_t left;   /* closes this step may still start */
     uint32_t open;   /* connections not yet closing, after this step */
 };
@@ -224,7 +180,7 @@ static void drain_one(void *obj, void *ud)
 {
     mt_conn_t *c = obj;
     struct drain_step *ds = ud;
-    mt_runtime_t *rt = ds->rt;
+    mt_ws_t *ws = ds->ws;
     if (c->closing || c->closed)
         return;
     if (!ds->left) {
@@ -235,15 +191,15 @@ static void drain_one(void *obj, void *ud)
      * colour in the same instant. */
     char reason[64];
     int n = snprintf(reason, sizeof reason, "{\"reconnect_after_ms\":%d}",
-                     (int)(mt_rand_unit(&rt->rand) * rt->cfg.drain_reconnect_jitter * 1000));
-    mt_ws_close(rt, c, rt->cfg.drain_close_code, reason, (size_t)n);
+                     (int)(mt_rand_unit(ws->rand) * ws->cfg->drain_reconnect_jitter * 1000));
+    mt_conn_close(ws->conns, c, ws->cfg->drain_close_code, reason, (size_t)n, 0);
     ds->left--;
 }
 
-uint32_t mt_ws_drain_step(mt_runtime_t *rt)
+uint32_t mt_ws_drain_step(mt_ws_t *ws)
 {
-    struct drain_step ds = {rt, (uint32_t)rt->cfg.drain_batch_size, 0};
-    mt_handles_each(&rt->conns, drain_one, &ds);
+    struct drain_step ds = {ws, (uint32_t)ws->cfg->drain_batch_size, 0};
+    mt_handles_each(&ws->conns->handles, drain_one, &ds);
     return ds.open;
 }
 
@@ -338,14 +294,14 @@ static void upgrade_done(mt_ws_upgrade_t *up)
 /* Refuses an upgrade before the handshake with an HTTP error response,
  * counted as kind; returns what CONFIRM_UPGRADE expects after a response
  * was written. extra: more header lines, or NULL. */
-static int refuse(mt_runtime_t *rt, struct lws *wsi, int status, const char *error,
-                  const char *endpoint, mt_error_type_t kind, const char *extra)
+static int refuse(mt_ws_t *ws, struct lws *wsi, int status, const char *error, const char *endpoint,
+                  mt_error_type_t kind, const char *extra)
 {
     char rid[MT_REQUEST_ID_MAX + 1];
-    mt_http_request_id(rt, wsi, rid);
-    rt->stats.errors[kind]++;
-    mt_http_refuse(rt, wsi, status, error, endpoint, rid, extra);
-    upgrade_done(&rt->ws.upgrade);
+    mt_request_id(ws->rq, wsi, rid);
+    ws->stats->errors[kind]++;
+    mt_request_refuse(ws->rq, wsi, status, error, endpoint, rid, extra);
+    upgrade_done(&ws->upgrade);
     return 1;
 }
 
@@ -412,66 +368,66 @@ static const char *handshake_problem(struct lws *wsi, const char *method, int *s
 
 /* Routes an upgrade by path while it is still HTTP, so a refusal is a
  * proper HTTP response and no WebSocket ever exists for it. */
-static int on_confirm_upgrade(mt_runtime_t *rt, struct lws *wsi)
+static int on_confirm_upgrade(mt_ws_t *ws, struct lws *wsi)
 {
-    mt_ws_upgrade_t *up = &rt->ws.upgrade;
+    mt_ws_upgrade_t *up = &ws->upgrade;
     up->wsi = wsi;
     up->offered = 0;
     up->protocol[0] = up->offer[0] = '\0';
     const char *method, *extra, *problem;
     int status;
     char path[512];
-    if (mt_http_request_line(wsi, &method, path, sizeof path) != 0)
-        return refuse(rt, wsi, 400, "bad_request", "other", MT_ERR_BAD_HANDSHAKE, NULL);
+    if (mt_request_line(wsi, &method, path, sizeof path) != 0)
+        return refuse(ws, wsi, 400, "bad_request", "other", MT_ERR_BAD_HANDSHAKE, NULL);
     if (take_offer(wsi, up) != 0)
-        return refuse(rt, wsi, 400, "bad_protocol_header", "other", MT_ERR_BAD_HANDSHAKE, NULL);
+        return refuse(ws, wsi, 400, "bad_protocol_header", "other", MT_ERR_BAD_HANDSHAKE, NULL);
     char pattern[64];
-    if (!mt_script_match(rt, path, strlen(path), up->offered ? up->offer : NULL, pattern,
+    if (!mt_script_match(ws->script, path, strlen(path), up->offered ? up->offer : NULL, pattern,
                          sizeof pattern, up->protocol, sizeof up->protocol))
-        return refuse(rt, wsi, 404, "not_found", "other", MT_ERR_CONNECTION_FAILED, NULL);
+        return refuse(ws, wsi, 404, "not_found", "other", MT_ERR_CONNECTION_FAILED, NULL);
     if ((problem = handshake_problem(wsi, method, &status, &extra)))
-        return refuse(rt, wsi, status, problem, pattern, MT_ERR_BAD_HANDSHAKE, extra);
-    if (rt->cfg.allowed_origins.n) {
-        char *origin = mt_http_header_dup(wsi, WSI_TOKEN_ORIGIN, 256);
-        int ok = mt_strlist_contains(&rt->cfg.allowed_origins, origin);
+        return refuse(ws, wsi, status, problem, pattern, MT_ERR_BAD_HANDSHAKE, extra);
+    if (ws->cfg->allowed_origins.n) {
+        char *origin = mt_request_header(wsi, WSI_TOKEN_ORIGIN, 256);
+        int ok = mt_strlist_contains(&ws->cfg->allowed_origins, origin);
         free(origin);
         if (!ok)
-            return refuse(rt, wsi, 403, "origin_not_allowed", pattern, MT_ERR_CONNECTION_FAILED,
+            return refuse(ws, wsi, 403, "origin_not_allowed", pattern, MT_ERR_CONNECTION_FAILED,
                           NULL);
     }
-    if (rt->draining)
-        return refuse(rt, wsi, 503, "draining", pattern, MT_ERR_CONNECTION_FAILED, NULL);
-    if (mt_runtime_active(rt) >= (uint32_t)rt->cfg.max_connections)
-        return refuse(rt, wsi, 503, "connection_limit", pattern, MT_ERR_CONNECTION_FAILED, NULL);
+    if (ws->proc->draining)
+        return refuse(ws, wsi, 503, "draining", pattern, MT_ERR_CONNECTION_FAILED, NULL);
+    if (mt_conns_count(ws->conns) >= (uint32_t)ws->cfg->max_connections)
+        return refuse(ws, wsi, 503, "connection_limit", pattern, MT_ERR_CONNECTION_FAILED, NULL);
     return 0;
 }
 
-static void on_established(mt_runtime_t *rt, struct lws *wsi)
+static void on_established(mt_ws_t *ws, struct lws *wsi)
 {
-    mt_conn_t *c = mt_conn_new(&rt->conns);
+    mt_conn_t *c = mt_conn_new(ws->conns);
     lws_set_opaque_user_data(wsi, c);
     c->wsi = wsi;
-    watch_fd(&rt->ws, c, lws_get_socket_fd(wsi));
+    watch_fd(ws, c, lws_get_socket_fd(wsi));
     c->opened_at = c->last_seen = c->tokens_at = mt_mono();
-    c->tokens = rt->cfg.rate_limit_burst > 0 ? rt->cfg.rate_limit_burst : rt->cfg.rate_limit;
-    mt_rand_uuid(&rt->rand, &c->connection_id);
-    mt_rand_uuid(&rt->rand, &c->session_uuid);
+    c->tokens = ws->cfg->rate_limit_burst > 0 ? ws->cfg->rate_limit_burst : ws->cfg->rate_limit;
+    mt_rand_uuid(ws->rand, &c->connection_id);
+    mt_rand_uuid(ws->rand, &c->session_uuid);
     char text[MT_REQUEST_ID_MAX + 1];
-    if (mt_http_client_request_id(wsi, text))
+    if (mt_request_client_id(wsi, text))
         c->request_id = mt_xstrdup(text);
-    mt_http_client_addr(rt, wsi, text);
+    mt_request_client_addr(ws->rq, wsi, text);
     mt_addr_parse(&c->remote_addr, text);
-    c->user_agent = mt_http_header_dup(wsi, WSI_TOKEN_HTTP_USER_AGENT, 256);
-    rt->stats.connections_total++;
+    c->user_agent = mt_request_header(wsi, WSI_TOKEN_HTTP_USER_AGENT, 256);
+    ws->stats->connections_total++;
 
     char path[512] = "", query[512] = "";
     lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI);
     lws_hdr_copy(wsi, query, sizeof query, WSI_TOKEN_HTTP_URI_ARGS);
-    char *origin = mt_http_header_dup(wsi, WSI_TOKEN_ORIGIN, 256);
+    char *origin = mt_request_header(wsi, WSI_TOKEN_ORIGIN, 256);
 
-    const mt_ws_upgrade_t *up = rt->ws.upgrade.wsi == wsi ? &rt->ws.upgrade : NULL;
+    const mt_ws_upgrade_t *up = ws->upgrade.wsi == wsi ? &ws->upgrade : NULL;
     const char *protocol = up ? up->protocol : "";
-    mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.ws", "WebSocket connected", 19);
+    mt_buf_t *b = mt_log_begin(ws->log, MT_LOG_INFO, "moontide.ws", "WebSocket connected", 19);
     if (b) {
         mt_conn_log_fields(c, b);
         mt_json_kv_cstr(b, "path", path);
@@ -479,20 +435,20 @@ static void on_established(mt_runtime_t *rt, struct lws *wsi)
             mt_json_kv_cstr(b, "protocol", protocol);
         else if (up && up->offered) /* none accepted: the client decides */
             mt_json_kv_cstr(b, "protocols_not_accepted", up->offer);
-        mt_log_end(&rt->log);
+        mt_log_end(ws->log);
     }
-    int rc = mt_script_open(rt, c, path, query, origin, protocol);
-    upgrade_done(&rt->ws.upgrade);
+    int rc = mt_script_open(ws->script, c, path, query, origin, protocol);
+    upgrade_done(&ws->upgrade);
     if (rc != 0)
-        mt_ws_close(rt, c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", 14);
+        mt_conn_close(ws->conns, c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", 14, 0);
     free(origin);
 }
 
 /* The per-connection token bucket; 1 if the message may go on. */
-static int within_rate(mt_runtime_t *rt, mt_conn_t *c, double now)
+static int within_rate(const mt_ws_t *ws, mt_conn_t *c, double now)
 {
-    double rate = rt->cfg.rate_limit;
-    double burst = rt->cfg.rate_limit_burst > 0 ? rt->cfg.rate_limit_burst : rate;
+    double rate = ws->cfg->rate_limit;
+    double burst = ws->cfg->rate_limit_burst > 0 ? ws->cfg->rate_limit_burst : rate;
     c->tokens += (now - c->tokens_at) * rate;
     if (c->tokens > burst)
         c->tokens = burst;
@@ -505,32 +461,33 @@ static int within_rate(mt_runtime_t *rt, mt_conn_t *c, double now)
 }
 
 /* t0: when the message's last piece arrived (monotonic). */
-static void dispatch(mt_runtime_t *rt, mt_conn_t *c, const char *data, size_t len, int binary,
-                     double t0)
+static void dispatch(mt_ws_t *ws, mt_conn_t *c, const char *data, size_t len, int binary, double t0)
 {
-    rt->stats.messages[MT_MSG_RECEIVED]++;
+    ws->stats->messages[MT_MSG_RECEIVED]++;
     if (binary && !c->binary_ok) {
-        mt_ws_close(rt, c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary messages not accepted",
-                    28);
+        mt_conn_close(ws->conns, c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                      "binary messages not accepted", 28, 0);
         return;
     }
-    if (rt->cfg.rate_limit > 0 && !within_rate(rt, c, t0)) {
+    if (ws->cfg->rate_limit > 0 && !within_rate(ws, c, t0)) {
         static const char reply[] = "{\"type\":\"error\",\"error\":\"rate_limited\"}";
-        rt->stats.errors[MT_ERR_RATE_LIMITED]++;
-        if (rt->cfg.rate_limit_action[0] == 'c') {
-            mt_ws_close(rt, c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limited", 12);
+        ws->stats->errors[MT_ERR_RATE_LIMITED]++;
+        if (ws->cfg->rate_limit_action[0] == 'c') {
+            mt_conn_close(ws->conns, c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limited", 12, 0);
         } else {
             mt_frame_t *f = mt_frame_new(reply, sizeof reply - 1, 0);
-            mt_ws_enqueue(rt, c, f);
+            mt_conn_enqueue(ws->conns, c, f);
             mt_frame_unref(f);
         }
         return;
     }
-    mt_script_message(rt, c, data, len, binary);
-    mt_metric_observe(rt->ins.message_duration, mt_mono() - t0);
+    int close_code = mt_script_message(ws->script, c, data, len, binary);
+    if (close_code)
+        mt_conn_close(ws->conns, c, close_code, "handler exceeded its budget", 27, 0);
+    mt_metric_observe(ws->message_duration, mt_mono() - t0);
 }
 
-void mt_ws_receive(mt_runtime_t *rt, mt_conn_t *c, const char *in, size_t len, int final,
+void mt_ws_receive(mt_ws_t *ws, mt_conn_t *c, const char *in, size_t len, int final,
                    size_t remaining, int binary)
 {
     double now = mt_mono();
@@ -542,29 +499,29 @@ void mt_ws_receive(mt_runtime_t *rt, mt_conn_t *c, const char *in, size_t len, i
         return;
     }
     size_t total = c->rx.len + len + remaining;
-    if (total > (size_t)rt->cfg.max_message_bytes) {
-        rt->stats.errors[MT_ERR_MESSAGE_TOO_LARGE]++;
-        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
-                                   "message too large: closing", 26);
+    if (total > (size_t)ws->cfg->max_message_bytes) {
+        ws->stats->errors[MT_ERR_MESSAGE_TOO_LARGE]++;
+        mt_buf_t *b =
+            mt_log_begin(ws->log, MT_LOG_WARNING, "moontide.ws", "message too large: closing", 26);
         if (b) {
             mt_conn_log_fields(c, b);
             mt_json_kv_int(b, "bytes_at_least", (int64_t)total);
-            mt_json_kv_int(b, "max_message_bytes", rt->cfg.max_message_bytes);
-            mt_log_end(&rt->log);
+            mt_json_kv_int(b, "max_message_bytes", ws->cfg->max_message_bytes);
+            mt_log_end(ws->log);
         }
         mt_buf_free(&c->rx);
         c->rx_discard = !final;
-        mt_ws_close(rt, c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large", 17);
+        mt_conn_close(ws->conns, c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large", 17, 0);
         return;
     }
     if (final && c->rx.len == 0) {
-        dispatch(rt, c, in, len, binary, now); /* the common case: no copy */
+        dispatch(ws, c, in, len, binary, now); /* the common case: no copy */
         return;
     }
     mt_buf_add(&c->rx, in, len);
     if (!final)
         return;
-    dispatch(rt, c, c->rx.data, c->rx.len, binary, now);
+    dispatch(ws, c, c->rx.data, c->rx.len, binary, now);
     /* A large one-off message should not pin its buffer for the life of
      * the connection. */
     if (c->rx.cap > 64 * 1024)
@@ -605,13 +562,13 @@ static void add_frame(mt_buf_t *b, const mt_frame_t *f)
  * rest and asks for POLLOUT itself; the rest of the queue then waits for
  * the writable callback. Returns 0, or -1 on a write error.
  */
-static int write_queue(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
+static int write_queue(mt_ws_t *ws, struct lws *wsi, mt_conn_t *c)
 {
     while (c->q.len && !lws_partial_buffered(wsi)) {
         mt_frame_t *f = mt_sendq_peek(&c->q);
         uint32_t n = 1;
         if (c->q.len > 1 && f->len + 10 <= COALESCE_MAX) {
-            mt_buf_t *b = &rt->ws.coalesce;
+            mt_buf_t *b = &ws->coalesce;
             mt_buf_reset(b);
             mt_buf_reserve(b, LWS_PRE + COALESCE_MAX);
             b->len = LWS_PRE;
@@ -632,7 +589,7 @@ static int write_queue(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
         }
         for (uint32_t i = 0; i < n; i++)
             mt_sendq_pop(&c->q);
-        rt->stats.messages[MT_MSG_SENT] += n;
+        ws->stats->messages[MT_MSG_SENT] += n;
     }
     return 0;
 }
@@ -683,8 +640,7 @@ static void on_behind(uv_idle_t *h)
  * writes what each connection was given (see FLUSH_BUDGET). */
 static void on_flush(uv_check_t *h)
 {
-    mt_runtime_t *rt = h->data;
-    mt_ws_t *ws = &rt->ws;
+    mt_ws_t *ws = h->data;
     double deadline = mt_mono() + FLUSH_BUDGET;
     uint32_t i = 0;
     for (; i < ws->npending; i++) {
@@ -703,14 +659,14 @@ static void on_flush(uv_check_t *h)
         }
         if (c->close_held)
             c->peer_closed = 1; /* nothing more goes out but what was queued */
-        if (write_queue(rt, c->wsi, c) != 0) {
+        if (write_queue(ws, c->wsi, c) != 0) {
             /* The socket failed: lws closes it on its next pass. */
-            mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
-                                       "write failed: closing", 21);
+            mt_buf_t *b =
+                mt_log_begin(ws->log, MT_LOG_WARNING, "moontide.ws", "write failed: closing", 21);
             if (b) {
                 mt_conn_log_fields(c, b);
                 mt_json_kv_int(b, "queued_frames", c->q.len);
-                mt_log_end(&rt->log);
+                mt_log_end(ws->log);
             }
             mt_sendq_clear(&c->q);
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -735,49 +691,49 @@ static void on_flush(uv_check_t *h)
     ws->npending = left;
 }
 
-void mt_ws_start(mt_runtime_t *rt)
+void mt_ws_start(mt_ws_t *ws, uv_loop_t *loop)
 {
-    uv_check_init(&rt->loop, &rt->ws.flush);
-    rt->ws.flush.data = rt;
-    uv_check_start(&rt->ws.flush, on_flush);
-    uv_unref((uv_handle_t *)&rt->ws.flush);
-    uv_idle_init(&rt->loop, &rt->ws.behind);
-    uv_unref((uv_handle_t *)&rt->ws.behind);
+    uv_check_init(loop, &ws->flush);
+    ws->flush.data = ws;
+    uv_check_start(&ws->flush, on_flush);
+    uv_unref((uv_handle_t *)&ws->flush);
+    uv_idle_init(loop, &ws->behind);
+    uv_unref((uv_handle_t *)&ws->behind);
 }
 
-void mt_ws_stop(mt_runtime_t *rt)
+void mt_ws_stop(mt_ws_t *ws)
 {
-    uv_handle_t *h = (uv_handle_t *)&rt->ws.flush;
+    uv_handle_t *h = (uv_handle_t *)&ws->flush;
     if (!h->loop || uv_is_closing(h))
         return;
-    uv_check_stop(&rt->ws.flush);
+    uv_check_stop(&ws->flush);
     uv_close(h, NULL);
-    uv_idle_stop(&rt->ws.behind);
-    uv_close((uv_handle_t *)&rt->ws.behind, NULL);
+    uv_idle_stop(&ws->behind);
+    uv_close((uv_handle_t *)&ws->behind, NULL);
 }
 
-void mt_ws_forget(mt_runtime_t *rt, mt_conn_t *c)
+void mt_ws_forget(mt_ws_t *ws, mt_conn_t *c)
 {
     if (c->flush_slot)
-        rt->ws.pending[c->flush_slot - 1] = NULL;
+        ws->pending[c->flush_slot - 1] = NULL;
     c->flush_slot = 0;
-    if (c->fd >= 0 && c->fd < rt->ws.nfds && rt->ws.by_fd[c->fd] == c)
-        rt->ws.by_fd[c->fd] = NULL;
+    if (c->fd >= 0 && c->fd < ws->nfds && ws->by_fd[c->fd] == c)
+        ws->by_fd[c->fd] = NULL;
     c->fd = -1;
 }
 
-void mt_ws_free(mt_runtime_t *rt)
+void mt_ws_free(mt_ws_t *ws)
 {
-    free(rt->ws.by_fd);
-    rt->ws.by_fd = NULL;
-    rt->ws.nfds = 0;
-    free(rt->ws.pending);
-    rt->ws.pending = NULL;
-    rt->ws.npending = rt->ws.cappending = 0;
-    mt_buf_free(&rt->ws.coalesce);
+    free(ws->by_fd);
+    ws->by_fd = NULL;
+    ws->nfds = 0;
+    free(ws->pending);
+    ws->pending = NULL;
+    ws->npending = ws->cappending = 0;
+    mt_buf_free(&ws->coalesce);
 }
 
-static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
+static int on_writable(mt_ws_t *ws, struct lws *wsi, mt_conn_t *c)
 {
     if (c->ping_due && !c->closing && !c->close_held && !c->peer_closed) {
         /* A payload, because lws 4.1 reports no RECEIVE_PONG for an empty
@@ -788,7 +744,7 @@ static int on_writable(mt_runtime_t *rt, struct lws *wsi, mt_conn_t *c)
         if (lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
             return -1;
     }
-    if (write_queue(rt, wsi, c) != 0)
+    if (write_queue(ws, wsi, c) != 0)
         return -1;
     if (c->q.len || lws_partial_buffered(wsi)) {
         lws_callback_on_writable(wsi);
@@ -826,16 +782,16 @@ static void on_peer_close(mt_conn_t *c, unsigned char *in, size_t len)
         c->close_reason = mt_xstrndup((const char *)in + 2, len - 2 > MT_CLOSE_REASON_MAX ? MT_CLOSE_REASON_MAX : len - 2);
 }
 
-static void on_closed(mt_runtime_t *rt, mt_conn_t *c, struct lws *wsi)
+static void on_closed(mt_ws_t *ws, mt_conn_t *c, struct lws *wsi)
 {
     c->closed = 1;
     /* The code of whoever closed first: ours when we asked to close. */
     int code = c->close_code        ? c->close_code
                : c->peer_close_code ? c->peer_close_code
                                     : LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
-    mt_channel_leave_all(rt, c);
-    mt_script_close(rt, c, code, c->close_reason);
-    mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_INFO, "moontide.ws", "WebSocket disconnected", 22);
+    mt_channel_leave_all(ws->channel, c);
+    mt_script_close(ws->script, c, code, c->close_reason);
+    mt_buf_t *b = mt_log_begin(ws->log, MT_LOG_INFO, "moontide.ws", "WebSocket disconnected", 22);
     if (b) {
         mt_conn_log_fields(c, b);
         mt_json_kv_int(b, "code", code);
@@ -843,17 +799,17 @@ static void on_closed(mt_runtime_t *rt, mt_conn_t *c, struct lws *wsi)
                                          : c->peer_close_code ? "client"
                                                               : "network");
         mt_json_kv_seconds(b, "duration", mt_mono() - c->opened_at);
-        mt_log_end(&rt->log);
+        mt_log_end(ws->log);
     }
     lws_set_opaque_user_data(wsi, NULL);
-    mt_ws_forget(rt, c);
-    mt_conn_free(&rt->conns, c);
-    if (rt->draining && rt->conns.count == 0)
-        mt_runtime_drained(rt);
+    mt_ws_forget(ws, c);
+    mt_conn_free(ws->conns, c);
+    if (ws->proc->draining && mt_conns_count(ws->conns) == 0)
+        ws->drained(ws->ud);
 }
 
 struct sweep {
-    mt_runtime_t *rt;
+    mt_ws_t *ws;
     double now;
 };
 
@@ -861,66 +817,63 @@ static void sweep_one(void *obj, void *ud)
 {
     mt_conn_t *c = obj;
     struct sweep *sw = ud;
-    mt_runtime_t *rt = sw->rt;
+    mt_ws_t *ws = sw->ws;
     if (c->closing || c->closed)
         return;
     if (c->ping_sent) {
-        if (sw->now - c->ping_sent <= rt->cfg.heartbeat_timeout)
+        if (sw->now - c->ping_sent <= ws->cfg->heartbeat_timeout)
             return;
-        rt->stats.errors[MT_ERR_HEARTBEAT_TIMEOUT]++;
-        mt_buf_t *b = mt_log_begin(&rt->log, MT_LOG_WARNING, "moontide.ws",
-                                   "heartbeat timeout: closing", 26);
+        ws->stats->errors[MT_ERR_HEARTBEAT_TIMEOUT]++;
+        mt_buf_t *b =
+            mt_log_begin(ws->log, MT_LOG_WARNING, "moontide.ws", "heartbeat timeout: closing", 26);
         if (b) {
             mt_conn_log_fields(c, b);
             mt_json_kv_seconds(b, "silent_seconds", sw->now - c->last_seen);
-            mt_log_end(&rt->log);
+            mt_log_end(ws->log);
         }
         /* The peer reads nothing: what is queued would never drain. */
-        start_close(rt, c, LWS_CLOSE_STATUS_GOINGAWAY, "heartbeat timeout", 17, 1);
+        mt_conn_close(ws->conns, c, LWS_CLOSE_STATUS_GOINGAWAY, "heartbeat timeout", 17, 1);
         return;
     }
-    if (sw->now - c->last_seen >= rt->cfg.heartbeat_interval) {
+    if (sw->now - c->last_seen >= ws->cfg->heartbeat_interval) {
         c->ping_sent = sw->now;
         c->ping_due = 1;
         want_writable(c);
     }
 }
 
-void mt_ws_sweep(mt_runtime_t *rt)
+void mt_ws_sweep(mt_ws_t *ws)
 {
-    struct sweep sw = {rt, mt_mono()};
-    mt_handles_each(&rt->conns, sweep_one, &sw);
+    struct sweep sw = {ws, mt_mono()};
+    mt_handles_each(&ws->conns->handles, sweep_one, &sw);
 }
 
-int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
+int mt_ws_callback(mt_ws_t *ws, struct lws *wsi, enum lws_callback_reasons reason, void *in,
+                   size_t len)
 {
-    (void)user; /* WebSockets use the opaque pointer; HTTP its own slot */
-    mt_runtime_t *rt = mt_runtime_current();
     mt_conn_t *c;
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return on_confirm_upgrade(rt, wsi);
+        return on_confirm_upgrade(ws, wsi);
     case LWS_CALLBACK_ADD_HEADERS:
-        if (rt->ws.upgrade.wsi == wsi && rt->ws.upgrade.offered &&
-            answer_offer(&rt->ws.upgrade, in) != 0) {
-            mt_log_msg(&rt->log, MT_LOG_ERROR, "moontide.ws",
+        if (ws->upgrade.wsi == wsi && ws->upgrade.offered && answer_offer(&ws->upgrade, in) != 0) {
+            mt_log_msg(ws->log, MT_LOG_ERROR, "moontide.ws",
                        "cannot answer the subprotocol offer: upgrade refused");
             return -1;
         }
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
-        on_established(rt, wsi);
+        on_established(ws, wsi);
         return 0;
     case LWS_CALLBACK_RECEIVE:
         if ((c = conn_of(wsi)))
-            mt_ws_receive(rt, c, in, len,
+            mt_ws_receive(ws, c, in, len,
                           lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0,
                           lws_remaining_packet_payload(wsi), lws_frame_is_binary(wsi));
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if ((c = conn_of(wsi)))
-            return on_writable(rt, wsi, c);
+            return on_writable(ws, wsi, c);
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
         if ((c = conn_of(wsi))) {
@@ -934,9 +887,9 @@ int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_CLOSED:
         if ((c = conn_of(wsi)))
-            on_closed(rt, c, wsi);
+            on_closed(ws, c, wsi);
         return 0;
     default:
-        return mt_http_callback(rt, wsi, reason, in, len);
+        return 0;
     }
 }

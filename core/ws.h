@@ -24,18 +24,32 @@
  * close 1008), an optional Origin allow-list (403 before the upgrade), and
  * binary messages only on routes that accept them (else close 1003).
  *
- * Owns: nothing beyond the connections (conn.h) it creates and frees.
+ * An edge: it owns the sockets' side of the connections and calls down
+ * into the script host, the channel layer and the connections (conn.h),
+ * whose hooks (mt_ws_conn_hooks) tell it when a connection wants writing.
+ * Upward it reports only through the drained hook its owner sets.
+ *
+ * Owns: the connections (conn.h) it creates and frees, the flush list.
+ * Lifecycle: the owner fills in the fields marked "given", then
+ * mt_ws_start; mt_ws_stop at shutdown; mt_ws_free after the loop ends.
  */
 #ifndef MT_WS_H
 #define MT_WS_H
 
+#include "channel.h"
+#include "config.h"
 #include "conn.h"
 #include "frame.h"
+#include "log.h"
+#include "metrics.h"
+#include "process.h"
+#include "rand.h"
+#include "request.h"
+#include "script.h"
+#include "stats.h"
 
 #include <libwebsockets.h>
 #include <uv.h>
-
-struct mt_runtime;
 
 /* The lws protocol every upgrade that offers Sec-WebSocket-Protocol is
  * bound to (see ws.c). Its name has a space so no client can name it; ws.c
@@ -68,12 +82,27 @@ typedef struct mt_ws {
     mt_ws_upgrade_t upgrade; /* the handshake in progress */
     mt_conn_t **by_fd;       /* open WebSockets by socket, for mt_ws_inspect */
     int nfds;
+    /* Given by the owner, and outliving the edge: */
+    const mt_config_t *cfg;
+    const mt_process_t *proc; /* draining: upgrades refused, drained reported */
+    mt_log_t *log;
+    mt_stats_t *stats;
+    mt_rand_t *rand;
+    mt_conns_t *conns;
+    mt_channel_t *channel;
+    mt_script_t *script;
+    mt_requests_t *rq;
+    mt_series_t *message_duration;
+    void (*drained)(void *ud); /* the last connection of a drain closed */
+    void *ud;
 } mt_ws_t;
 
 /** Starts the flush phase on the loop; can't fail. */
-void mt_ws_start(struct mt_runtime *rt);
+void mt_ws_start(mt_ws_t *ws, uv_loop_t *loop);
 /** Stops it (shutdown); the handle is closed on the loop. */
-void mt_ws_stop(struct mt_runtime *rt);
+void mt_ws_stop(mt_ws_t *ws);
+/** The hooks to give the connections (mt_conns_init). */
+mt_conn_hooks_t mt_ws_conn_hooks(mt_ws_t *ws);
 /**
  * Inspects bytes just read from socket fd, in place, before lws parses them
  * (wsframe.h): for an open WebSocket, control frames are answered here and
@@ -81,15 +110,16 @@ void mt_ws_stop(struct mt_runtime *rt);
  * buf. Returns the bytes left for lws; 0 when none are (the caller then
  * reports EAGAIN). Other sockets are left alone.
  */
-size_t mt_ws_inspect(struct mt_runtime *rt, int fd, unsigned char *buf, size_t n, size_t cap);
+size_t mt_ws_inspect(mt_ws_t *ws, int fd, unsigned char *buf, size_t n, size_t cap);
 /** Forgets a connection that is about to be freed (its flush listing). */
-void mt_ws_forget(struct mt_runtime *rt, mt_conn_t *c);
+void mt_ws_forget(mt_ws_t *ws, mt_conn_t *c);
 /** Frees what mt_ws_start and the connections' traffic allocated. */
-void mt_ws_free(struct mt_runtime *rt);
+void mt_ws_free(mt_ws_t *ws);
 
-/** The one lws protocol callback; HTTP reasons go to http.c. */
-int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len);
+/** lws callback reasons of WebSockets and their upgrades (the owner sends
+ *  the others to http.c); returns what lws expects. */
+int mt_ws_callback(mt_ws_t *ws, struct lws *wsi, enum lws_callback_reasons reason, void *in,
+                   size_t len);
 
 /**
  * Takes one piece of a message as lws hands it over: final when it ends
@@ -98,25 +128,19 @@ int mt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
  * (close 1009, rest dropped) and dispatches complete messages to the
  * script host. Independent of lws, so the fuzz target drives it.
  */
-void mt_ws_receive(struct mt_runtime *rt, mt_conn_t *c, const char *in, size_t len, int final,
+void mt_ws_receive(mt_ws_t *ws, mt_conn_t *c, const char *in, size_t len, int final,
                    size_t remaining, int binary);
-/** Queues a shared frame (taking a reference). At the send-queue bound the
- *  connection is closed with 1013 and counted as send_queue_overflow. */
-void mt_ws_enqueue(struct mt_runtime *rt, mt_conn_t *c, mt_frame_t *f);
-/** Asks for a close once the queue drains. MT_OK, or MT_DECLINED if the
- *  connection is already closing. reason is copied (at most 123 bytes). */
-int mt_ws_close(struct mt_runtime *rt, mt_conn_t *c, int code, const char *reason, size_t len);
 /**
  * Heartbeats, run every second: pings a connection silent for
  * heartbeat_interval, and closes (1001, counted as heartbeat_timeout) one
  * whose ping went unanswered for heartbeat_timeout.
  */
-void mt_ws_sweep(struct mt_runtime *rt);
+void mt_ws_sweep(mt_ws_t *ws);
 /**
  * One step of a drain: asks up to drain_batch_size more connections to
  * close with drain_close_code and a reason of {"reconnect_after_ms":N},
  * N jittered over drain_reconnect_jitter. Returns how many are left.
  */
-uint32_t mt_ws_drain_step(struct mt_runtime *rt);
+uint32_t mt_ws_drain_step(mt_ws_t *ws);
 
 #endif

@@ -27,7 +27,7 @@ static mt_conn_t *open_conn(void)
     mt_rand_uuid(&rt.rand, &c->connection_id);
     mt_rand_uuid(&rt.rand, &c->session_uuid);
     c->binary_ok = 1;
-    if (mt_script_open(&rt, c, "/ws/chat/fuzz/", "", NULL, NULL) != 0)
+    if (mt_script_open(&rt.script, c, "/ws/chat/fuzz/", "", NULL, NULL) != 0)
         abort();
     return c;
 }
@@ -39,18 +39,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    mt_runtime_bind(&rt);
-    mt_config_init(&rt.cfg);
-    rt.cfg.max_message_bytes = 4096;
-    mt_log_init(&rt.log, open("/dev/null", O_WRONLY), MT_LOG_DEBUG, "blue");
-    mt_rand_seed(&rt.rand);
-    uv_loop_init(&rt.loop);
-    rt.loop.data = &rt;
-    mt_metrics_init(&rt.metrics, "blue", 1000, 100);
-    if (mt_channel_init(&rt) != 0)
-        abort();
-    mt_instruments_init(&rt);
-    if (mt_script_init(&rt) != 0)
+    mt_config_t cfg;
+    mt_config_init(&cfg);
+    cfg.max_message_bytes = 4096;
+    cfg.log_level = MT_LOG_DEBUG;
+    if (mt_runtime_assemble(&rt, &cfg, open("/dev/null", O_WRONLY)) != 0)
         abort();
     conn = open_conn();
     return 0;
@@ -75,14 +68,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t at = 0;
     for (int i = 0; i < pieces; i++) {
         size_t n = i == pieces - 1 ? len - at : len / (size_t)pieces;
-        mt_ws_receive(&rt, conn, msg + at, n, i == pieces - 1, 0, binary);
+        mt_ws_receive(&rt.ws, conn, msg + at, n, i == pieces - 1, 0, binary);
         at += n;
     }
     mt_sendq_clear(&conn->q);
     if (conn->closing) { /* too large, or a handler closed it: start over */
-        mt_channel_leave_all(&rt, conn);
-        mt_script_close(&rt, conn, conn->close_code, conn->close_reason);
-        mt_ws_forget(&rt, conn);
+        mt_channel_leave_all(&rt.channel, conn);
+        mt_script_close(&rt.script, conn, conn->close_code, conn->close_reason);
+        mt_ws_forget(&rt.ws, conn);
         mt_conn_free(&rt.conns, conn);
         conn = open_conn();
     }

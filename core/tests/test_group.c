@@ -4,7 +4,7 @@
 
 static void test_membership(void)
 {
-    mt_handles_t conns = {0};
+    mt_conns_t conns = {0};
     mt_groups_t gs = {0};
     mt_conn_t *c[5];
     for (int i = 0; i < 5; i++)
@@ -41,18 +41,18 @@ static void test_membership(void)
 
     /* Stale handles do not resolve. */
     uint64_t id = c[3]->id;
-    CHECK(mt_handles_get(&conns, id) == c[3]);
+    CHECK(mt_conn_get(&conns, id) == c[3]);
     mt_conn_free(&conns, c[3]);
-    CHECK(mt_handles_get(&conns, id) == NULL);
+    CHECK(mt_conn_get(&conns, id) == NULL);
     mt_conn_t *again = mt_conn_new(&conns);
-    CHECK(again->id != id && mt_handles_get(&conns, id) == NULL);
+    CHECK(again->id != id && mt_conn_get(&conns, id) == NULL);
     CHECK(again->id < (1ULL << 53));
     for (int i = 0; i < 5; i++)
         if (i != 3)
             mt_conn_free(&conns, c[i]);
     mt_conn_free(&conns, again);
-    CHECK(conns.count == 0);
-    mt_handles_free(&conns);
+    CHECK(mt_conns_count(&conns) == 0);
+    mt_conns_free(&conns);
     mt_groups_free(&gs);
 }
 

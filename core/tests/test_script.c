@@ -19,7 +19,7 @@ __attribute__((visibility("default"))) void mt_test_reenter(void);
 void mt_test_reenter(void)
 {
     mt_script_guard_t g = mt_script_guard_enter(&rt.script, __func__);
-    mt_script_timer(&rt, 1);
+    mt_script_timer(&rt.script, 1);
     mt_script_guard_leave(&g);
 }
 
@@ -39,15 +39,15 @@ static const char *drain(int fd)
     return out;
 }
 
-static void start(const char *scripts, int log_fd)
+/* The layers wired, scripts loaded, no sockets. */
+static int start(const char *scripts, int log_fd)
 {
-    mt_config_init(&rt.cfg);
-    free(rt.cfg.scripts);
-    rt.cfg.scripts = mt_xstrdup(scripts);
-    mt_log_init(&rt.log, log_fd, MT_LOG_DEBUG, "blue");
-    mt_metrics_init(&rt.metrics, "blue", 1000, 1000);
-    mt_runtime_bind(&rt);
-    rt.channel.kind = "memory";
+    mt_config_t cfg;
+    mt_config_init(&cfg);
+    free(cfg.scripts);
+    cfg.scripts = mt_xstrdup(scripts);
+    cfg.log_level = MT_LOG_DEBUG;
+    return mt_runtime_assemble(&rt, &cfg, log_fd);
 }
 
 int main(int argc, char **argv)
@@ -58,14 +58,14 @@ int main(int argc, char **argv)
     }
     int p[2];
     CHECK(pipe(p) == 0);
-    start(argv[1], p[1]);
-    CHECK(mt_script_init(&rt) == 0);
+    CHECK(start(argv[1], p[1]) == 0);
     CHECK(rt.script.generation == 1);
 
     char pattern[64];
-    CHECK(mt_script_match(&rt, "/ws/chat/lobby/", 15, NULL, pattern, sizeof pattern, NULL, 0) == 1);
+    CHECK(mt_script_match(&rt.script, "/ws/chat/lobby/", 15, NULL, pattern, sizeof pattern, NULL,
+                          0) == 1);
     CHECK_STR(pattern, "/ws/chat/{room}/");
-    CHECK(mt_script_match(&rt, "/nope", 5, NULL, pattern, sizeof pattern, NULL, 0) == 0);
+    CHECK(mt_script_match(&rt.script, "/nope", 5, NULL, pattern, sizeof pattern, NULL, 0) == 0);
 
     /* Guards nest, and leaving one restores what was there. */
     mt_script_guard_t outer = mt_script_guard_enter(&rt.script, "outer");
@@ -88,7 +88,8 @@ int main(int argc, char **argv)
         int bad = luaL_dostring(rt.script.L, reenter_from_lua) != 0;
         bad |= rt.stats.errors[MT_ERR_HANDLER] != 3;
         bad |= rt.script.ffi_entry != NULL;
-        bad |= mt_script_match(&rt, "/ws/chat/lobby/", 15, NULL, pattern, sizeof pattern, NULL, 0) != 1;
+        bad |= mt_script_match(&rt.script, "/ws/chat/lobby/", 15, NULL, pattern, sizeof pattern,
+                               NULL, 0) != 1;
         _exit(bad ? 3 : 0);
     }
     int status = 0;
@@ -104,9 +105,6 @@ int main(int argc, char **argv)
 #endif
     CHECK(strstr(log, "Lua entered from inside the FFI call mt_test_reenter") != NULL);
 
-    mt_script_free(&rt);
-    mt_metrics_free(&rt.metrics);
-    mt_config_free(&rt.cfg);
-    mt_log_free(&rt.log);
+    mt_runtime_free(&rt);
     return CHECK_DONE();
 }

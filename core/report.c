@@ -1,0 +1,59 @@
+/* report.c - the /status document. */
+#include "report.h"
+
+#include "clock.h"
+
+static void count_subscribed(mt_group_t *g, void *ud)
+{
+    *(uint32_t *)ud += g->subscribed != 0;
+}
+
+void mt_report_status(const mt_report_t *r, mt_buf_t *b)
+{
+    const mt_config_t *cfg = r->cfg;
+    mt_buf_addc(b, '{');
+    mt_json_kv_cstr(b, "status", r->proc->draining ? "draining" : "running");
+    mt_json_kv_cstr(b, "color", cfg->color);
+    mt_json_kv_int(b, "active_connections", mt_conns_count(r->conns));
+    mt_json_kv_seconds(b, "heartbeat_interval", cfg->heartbeat_interval);
+    mt_json_kv_seconds(b, "graceful_shutdown_timeout", cfg->graceful_shutdown_timeout);
+    mt_json_kv_seconds(b, "timestamp", mt_now());
+    mt_json_kv_cstr(b, "version", MT_VERSION);
+    mt_json_kv_seconds(b, "uptime", mt_mono() - r->proc->started_mono);
+    mt_json_kv_cstr(b, "channel_layer", r->channel->kind);
+    uint32_t subscribed = 0;
+    mt_groups_each(r->groups, count_subscribed, &subscribed);
+    mt_json_key(b, "groups");
+    mt_buf_addc(b, '{');
+    mt_json_kv_int(b, "local", r->groups->count);
+    mt_json_kv_int(b, "subscribed", subscribed);
+    mt_buf_addc(b, '}');
+    const mt_redis_t *redis = r->channel->redis;
+    if (redis) {
+        mt_json_key(b, "redis");
+        mt_buf_addc(b, '{');
+        mt_json_kv_bool(b, "connected", mt_redis_up(redis));
+        mt_json_kv_seconds(b, "latency_seconds", redis->latency);
+        mt_json_kv_seconds(b, "down_seconds",
+                           redis->down_since ? mt_mono() - redis->down_since : 0);
+        mt_buf_addc(b, '}');
+    }
+    const mt_script_t *s = r->script;
+    mt_json_key(b, "scripts");
+    mt_buf_addc(b, '{');
+    mt_json_kv_int(b, "generation", (int64_t)s->generation);
+    mt_json_kv_seconds(b, "loaded_at", s->loaded_at);
+    mt_json_key(b, "last_reload");
+    if (s->reload_at > 0) {
+        mt_buf_addc(b, '{');
+        mt_json_kv_seconds(b, "at", s->reload_at);
+        mt_json_kv_cstr(b, "result", s->reload_result);
+        mt_json_kv_cstr(b, "trigger", s->reload_trigger);
+        mt_json_kv_seconds(b, "pause_seconds", s->reload_pause);
+        mt_json_kv_cstr(b, "error", s->reload_error);
+        mt_buf_addc(b, '}');
+    } else {
+        mt_buf_add(b, "null", 4);
+    }
+    mt_buf_add(b, "}}", 2);
+}
