@@ -248,7 +248,8 @@ int mt_ffi_metric_define(int type, const char *name, size_t nlen, const char *he
     size_t lens[17];
     int n = split(labels, llen, items, lens, 16);
     if (n < 0) {
-        snprintf(err, errlen, "at most 16 labels");
+        snprintf(err, errlen, "metric %.*s: at most 16 labels", (int)(nlen > 80 ? 80 : nlen),
+                 name);
         return MT_ERROR;
     }
     char *copies[16];
@@ -273,7 +274,14 @@ int mt_ffi_metric_series(mt_family_t *family, const char *values, size_t vlen, m
     size_t lens[17];
     if (!family || !out)
         return MT_ERROR;
-    int n = family->nlabels ? split(values, vlen, items, lens, 16) : 0;
+    int n = 0;
+    if (family->nlabels == 1 && vlen == 0) {
+        items[0] = ""; /* one empty value: split() would see no values */
+        lens[0] = 0;
+        n = 1;
+    } else if (family->nlabels) {
+        n = split(values, vlen, items, lens, 16);
+    }
     if (n != family->nlabels)
         return MT_ERROR;
     *out = mt_metrics_series(&rt->metrics, family, items, lens);
