@@ -2,8 +2,8 @@
 --
 -- `text` must stay identical to the block between FFI-BEGIN and FFI-END
 -- in core/ffi.h (a spec checks it). Loading this module declares nothing,
--- so moontide.testing and tools can read the constants (status codes and
--- limits, defined once in core/status.h) without the server's symbols.
+-- so tools can read the constants (status codes and limits, defined once
+-- in core/status.h); declare() declares the text.
 local _M = {}
 
 _M.text = [[
@@ -47,6 +47,18 @@ int mt_ffi_metric_read(const char *name, size_t nlen, const char *match, size_t 
                        double le, double *out);
 int mt_ffi_metric_bounds(const char *name, size_t nlen, double *out, int max);
 ]]
+
+local declared = false
+
+--- Declares the API to the FFI, once per Lua state (LuaJIT raises on a
+-- redefined type). Functions are resolved only when called: the fake of
+-- moontide.testing declares them without the server's symbols.
+function _M.declare()
+    if not declared then
+        require("ffi").cdef(_M.text)
+        declared = true
+    end
+end
 
 -- name = value pairs of the enum block
 _M.const = {}

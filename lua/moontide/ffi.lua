@@ -9,9 +9,9 @@ local ffi = require "ffi"
 
 local _M = {}
 
-_M.cdef = require("moontide.cdef").text
-
-ffi.cdef(_M.cdef)
+local cdef = require "moontide.cdef"
+_M.cdef = cdef.text
+cdef.declare()
 
 _M.C = ffi.C
 

@@ -27,7 +27,13 @@
 -- the handler in conn.params.name. A handler module returns a table with
 -- any of on_open(conn, request), on_message(conn, data, is_binary) and
 -- on_close(conn, code, reason).
+--
+-- The readiness policy and the in-process alerts are their own modules
+-- (moontide.readiness, moontide.alerts); the host loads them with the
+-- other scripts and passes the core's calls on.
 local moontide = require "moontide"
+local readiness = require "moontide.readiness"
+local alerts = require "moontide.alerts"
 
 local type, error, pairs, ipairs, require = type, error, pairs, ipairs, require
 local setmetatable, rawget, rawset = setmetatable, rawget, rawset
@@ -81,42 +87,6 @@ local function load_handler(name)
 end
 
 local health -- the readiness policy module, if the scripts have one
-local alerts_policy -- policies.alerts, if the scripts have it
-local alerting -- in-process evaluation of alerts_policy
-local alert_log = moontide.logger("moontide.alerts")
-local alert_gauge
-local last_alert_eval = -math.huge
-
--- Loads policies.alerts when the scripts have it; raises on a bad rule.
-local function load_alerts()
-    if not package.searchpath("policies.alerts", package.path) then
-        return nil
-    end
-    package_loaded["policies.alerts"] = nil
-    local policy = require("policies.alerts")
-    if type(policy) ~= "table" or type(policy.rules) ~= "table" then
-        error("policies/alerts.lua must return { interval = s, rules = { ... } }", 0)
-    end
-    local check = require("moontide.alertrules").check
-    for _, rule in ipairs(policy.rules) do
-        check(rule)
-    end
-    return policy
-end
-
--- Loads policies.health when the scripts have it; raises if it lacks
--- readiness(facts).
-local function load_health()
-    if not package.searchpath("policies.health", package.path) then
-        return nil
-    end
-    package_loaded["policies.health"] = nil
-    local mod = require("policies.health")
-    if type(mod) ~= "table" or type(mod.readiness) ~= "function" then
-        error("policies/health.lua must return a table with readiness(facts)", 0)
-    end
-    return mod
-end
 
 -- A route's subprotocols as a set; raises unless each is an RFC 7230 token.
 local function protocol_set(protocols, i)
@@ -205,13 +175,14 @@ local function compile_all(files)
     end
 end
 
---- Binds the library to its backend and loads the scripts. Returns the
--- script generation (1). opts.backend defaults to the FFI core;
--- opts.scripts is the scripts directory; opts.files the .lua files of the
--- script set, each compiled first.
+--- Binds the library to the C functions and loads the scripts. Returns
+-- the script generation (1). opts.C defaults to the core's FFI exports
+-- (moontide.testing passes its fake); opts.scripts is the scripts
+-- directory; opts.files the .lua files of the script set, each compiled
+-- first.
 function _M.start(opts)
     opts = opts or {}
-    moontide._bind(opts.backend or require("moontide.core"))
+    moontide._bind(opts.C or require("moontide.ffi").C)
     moontide._reset_timers()
     scripts_dir = opts.scripts and (opts.scripts:gsub("/*$", "") .. "/") or nil
     conns = {}
@@ -220,8 +191,8 @@ function _M.start(opts)
     moontide._set_redis_prefix(opts.redis_prefix or "moontide:")
     compile_all(opts.files)
     routes = load_routes()
-    health = load_health()
-    alerts_policy = load_alerts()
+    health = readiness.load()
+    alerts.use(alerts.load())
     return generation
 end
 
@@ -254,8 +225,8 @@ function _M.reload(files)
     local ok, new_routes = pcall(function()
         compile_all(files)
         local r = load_routes()
-        new_health = load_health()
-        new_alerts = load_alerts()
+        new_health = readiness.load()
+        new_alerts = alerts.load()
         return r
     end)
     if not ok then
@@ -275,7 +246,7 @@ function _M.reload(files)
     generation = next_generation
     routes = new_routes
     health = new_health
-    alerts_policy = new_alerts
+    alerts.use(new_alerts)
     moontide._cancel_timers_except(generation)
     local by_path = {}
     for _, r in ipairs(routes) do
@@ -392,53 +363,15 @@ function _M.redis_reply(id, value, err)
     moontide._redis_reply(id, value, err)
 end
 
---- Decides readiness from the core's facts with policies/health.lua.
--- Returns ready, checks (name -> "ok" or a reason) and the reasons; nil
--- when the scripts have no policy (the core then uses its own rules).
+--- Decides readiness from the core's facts (moontide.readiness).
 function _M.readiness(facts)
-    if not health then
-        return nil
-    end
-    local ready, checks, reasons = health.readiness(facts)
-    return ready and true or false, checks or {}, reasons or {}
+    return readiness.decide(health, facts)
 end
 
---- Evaluates the alert policy when its interval has passed (the core
--- ticks every second). Transitions are logged at the alert's severity and
--- mirrored in moontide_alert_active{alertname,severity}.
-function _M.alerts_tick(now)
-    if not alerts_policy or now - last_alert_eval < (alerts_policy.interval or 10) then
-        return
-    end
-    last_alert_eval = now
-    if not alerting then
-        local core = require("moontide.core")
-        alerting = require("moontide.alerting").new(core.metric_read, core.metric_bounds)
-        alert_gauge = moontide.metrics.gauge("moontide_alert_active",
-            "1 while an in-process alert fires", { "alertname", "severity" })
-    end
-    for _, t in ipairs(alerting:evaluate(alerts_policy, now)) do
-        local firing = t.to == "firing"
-        alert_gauge:labels(t.alert, t.rule.severity):set(firing and 1 or 0)
-        local write = t.rule.severity == "critical" and alert_log.critical or alert_log.warning
-        write(firing and "alert firing" or "alert resolved", {
-            alertname = t.alert, severity = t.rule.severity, value = t.value,
-            summary = require("moontide.alerting").text(t.rule.summary, t.value),
-            description = require("moontide.alerting").text(t.rule.description, t.value),
-        })
-    end
-end
-
---- The body of GET /alerts (JSON).
-function _M.alerts_json()
-    local list = alerting and alerting:list() or {}
-    local encode = moontide.json.encode
-    -- cjson 2.1.0 writes an empty table as {}: spell the empty list out
-    return ('{"alerts":%s,"rules":%d,"evaluated_at":%s}'):format(
-        #list > 0 and encode(list) or "[]",
-        alerts_policy and #alerts_policy.rules or 0,
-        last_alert_eval > 0 and ("%.3f"):format(last_alert_eval) or "null")
-end
+--- The in-process alerts (moontide.alerts): evaluated when due, and the
+-- body of GET /alerts.
+_M.alerts_tick = alerts.tick
+_M.alerts_json = alerts.json
 
 --- The connection object for a handle (tests and tools).
 function _M.connection(handle)

@@ -14,9 +14,13 @@
 --       family:labels(v1, ...) -> series with :inc(n) :dec(n) :set(v) :observe(v) :get()
 --
 -- Bad arguments raise (`error(..., 2)`); runtime failures return nil, err.
--- Handlers do all their I/O through this library: it is bound to the
--- server's core or to moontide.testing's fake, and handlers can't tell.
+-- Handlers do all their I/O through this library, the one layer between
+-- them and C: it calls the core's FFI functions (core/ffi.h) directly, on
+-- whichever C it is bound to: the server's exports, or moontide.testing's
+-- fake, which implements the same functions (spec/unit/contract_spec.lua
+-- holds the two to one behaviour). Handlers can't tell which.
 local cjson = require "cjson.safe"
+local ffi = require "ffi"
 
 local type, tostring, pairs, ipairs, error, select = type, tostring, pairs, ipairs, error, select
 local setmetatable, getmetatable, rawget, rawset = setmetatable, getmetatable, rawget, rawset
@@ -24,7 +28,7 @@ local json_encode, json_decode = cjson.encode, cjson.decode
 
 local _M = { _VERSION = "0.1.0" }
 
-local backend -- bound by moontide.host
+local C -- the FFI functions, bound by moontide.host
 local threshold = 20
 
 local const = require("moontide.cdef").const
@@ -36,10 +40,26 @@ _M.STATUS = STATUS
 local CLOSE_REASON_MAX, GROUP_NAME_MAX = const.MT_FFI_CLOSE_REASON_MAX, const.MT_FFI_GROUP_NAME_MAX
 _M.limits = { close_reason = CLOSE_REASON_MAX, group_name = GROUP_NAME_MAX }
 
---- Binds the library to a backend (the core, or a test fake). Internal.
-function _M._bind(b)
-    backend = b
-    threshold = b.log_threshold()
+-- Out-parameters and buffers of the FFI calls, made once (at the first
+-- bind: the types are declared by then).
+local field_buf, family_out, series_out, err_buf, read_out, bounds_out, id_out
+local FIELD_LEN, ERR_LEN, BOUNDS_MAX = 512, 256, 64
+
+--- Binds the library to the C functions (the core's, or a test fake's
+-- with the same names and behaviour). Internal.
+function _M._bind(c)
+    require("moontide.cdef").declare()
+    if not field_buf then
+        field_buf = ffi.new("char[?]", FIELD_LEN)
+        family_out = ffi.new("mt_family_t *[1]")
+        series_out = ffi.new("mt_series_t *[1]")
+        err_buf = ffi.new("char[?]", ERR_LEN)
+        read_out = ffi.new("double[1]")
+        bounds_out = ffi.new("double[?]", BOUNDS_MAX)
+        id_out = ffi.new("double[1]")
+    end
+    C = c
+    threshold = c.mt_ffi_log_threshold()
 end
 
 -- JSON -----------------------------------------------------------------
@@ -85,10 +105,12 @@ function Connection.__index(self, k)
     end
     local field = CORE_FIELDS[k]
     if field then
-        local v = backend.conn_field(rawget(self, "_handle"), field)
-        if v ~= nil then
-            rawset(self, k, v)
+        local n = C.mt_ffi_conn_field(rawget(self, "_handle"), field, field_buf, FIELD_LEN)
+        if n < 0 then
+            return nil -- the connection is gone
         end
+        local v = ffi.string(field_buf, n)
+        rawset(self, k, v)
         return v
     elseif k == "state" then
         local state = {}
@@ -128,7 +150,7 @@ end
 -- Returns true, or nil and "closed" when the connection is closing.
 function Connection:send(msg, binary)
     local data = encode_message(msg, "message")
-    local rc = backend.send(self._handle, data, binary)
+    local rc = C.mt_ffi_conn_send(self._handle, data, #data, binary and 1 or 0)
     if rc == STATUS.OK then
         return true
     end
@@ -146,7 +168,7 @@ function Connection:close(code, reason)
     if type(reason) ~= "string" or #reason > CLOSE_REASON_MAX then
         error('bad "reason" argument: expected a string of at most ' .. CLOSE_REASON_MAX .. " bytes", 2)
     end
-    local rc = backend.close(self._handle, code, reason)
+    local rc = C.mt_ffi_conn_close(self._handle, code, reason, #reason)
     if rc == STATUS.ERROR then
         error('bad "code" argument: ' .. code .. " is not a close code an endpoint may send", 2)
     end
@@ -178,7 +200,7 @@ end
 function groups.add(name, conn)
     check_group(name)
     check_conn(conn)
-    if backend.group_add(name, conn._handle) == STATUS.OK then
+    if C.mt_ffi_group_add(name, #name, conn._handle) == STATUS.OK then
         return true
     end
     return nil, "closed"
@@ -188,7 +210,7 @@ end
 function groups.discard(name, conn)
     check_group(name)
     check_conn(conn)
-    if backend.group_discard(name, conn._handle) == STATUS.OK then
+    if C.mt_ffi_group_discard(name, #name, conn._handle) == STATUS.OK then
         return true
     end
     return nil, "not_member"
@@ -199,13 +221,13 @@ end
 function groups.send(name, msg, binary)
     check_group(name)
     local data = encode_message(msg, "group message")
-    return backend.group_send(name, data, binary)
+    return C.mt_ffi_group_send(name, #name, data, #data, binary and 1 or 0)
 end
 
 --- The number of members a group has on this instance.
 function groups.size(name)
     check_group(name)
-    return backend.group_size(name)
+    return C.mt_ffi_group_size(name, #name)
 end
 
 -- Logging --------------------------------------------------------------
@@ -239,7 +261,8 @@ local function write_log(level, name, message, fields)
             text = json_encode(copy) or json_encode({ fields_error = "unencodable fields" })
         end
     end
-    backend.log_write(level, name, message, handle, text)
+    C.mt_ffi_log_write(level, name, #name, message, #message, handle or 0, text,
+        text and #text or 0)
 end
 
 local loggers = {}
@@ -270,12 +293,12 @@ _M.log = _M.logger("lua")
 
 --- Seconds since the epoch, with fraction.
 function _M.now()
-    return backend.now()
+    return C.mt_ffi_time_now()
 end
 
 --- Monotonic seconds, for measuring durations.
 function _M.monotonic()
-    return backend.monotonic()
+    return C.mt_ffi_time_monotonic()
 end
 
 local timer = {}
@@ -292,7 +315,7 @@ function Timer:cancel()
         return nil, "gone"
     end
     timers[self.id] = nil
-    backend.timer_stop(self.id)
+    C.mt_ffi_timer_stop(self.id)
     return true
 end
 
@@ -303,8 +326,8 @@ local function start(delay, rep, fn)
     if type(fn) ~= "function" then
         error('bad "callback" argument: expected a function', 3)
     end
-    local id = backend.timer_start(delay, rep)
-    if not id or id == 0 then
+    local id = tonumber(C.mt_ffi_timer_start(delay, rep))
+    if id == 0 then
         error('bad "delay" argument: out of range', 3)
     end
     local t = setmetatable({ id = id, fn = fn, repeating = rep > 0, generation = generation },
@@ -355,7 +378,7 @@ function _M._cancel_timers_except(keep)
     for id, t in pairs(timers) do
         if t.generation ~= keep then
             timers[id] = nil
-            backend.timer_stop(id)
+            C.mt_ffi_timer_stop(id)
             n = n + 1
         end
     end
@@ -396,12 +419,18 @@ local function define(kind, name, help, labels, buckets)
     if buckets ~= nil and type(buckets) ~= "table" then
         error('bad "buckets" argument: expected a list of upper bounds', 3)
     end
-    local handle, err = backend.metric_define(kind, name, help, labels, buckets)
-    if not handle then
-        error(err, 3)
+    local names = table.concat(labels, "\0")
+    local bounds, nbounds = nil, 0
+    if buckets then
+        nbounds = #buckets
+        bounds = ffi.new("double[?]", nbounds, buckets)
+    end
+    if C.mt_ffi_metric_define(kind, name, #name, help, #help, names, #names, bounds, nbounds,
+            family_out, err_buf, ERR_LEN) ~= STATUS.OK then
+        error(ffi.string(err_buf), 3)
     end
     return setmetatable({ name = name, kind = KIND_NAMES[kind], label_names = labels,
-        _kind = kind, _h = handle, _cache = {}, _cached = 0 }, Family)
+        _kind = kind, _h = family_out[0], _cache = {}, _cached = 0 }, Family)
 end
 
 --- A counter family (its name must end in _total). Defining it again with
@@ -443,7 +472,10 @@ function Family:labels(...)
     if s then
         return s
     end
-    s = setmetatable({ _h = backend.metric_series(self._h, key), _kind = self._kind }, Series)
+    if C.mt_ffi_metric_series(self._h, key, #key, series_out) ~= STATUS.OK then
+        error(("bad label values for %s"):format(self.name), 2)
+    end
+    s = setmetatable({ _h = series_out[0], _kind = self._kind }, Series)
     if self._cached < SERIES_CACHE_MAX then
         self._cache[key] = s
         self._cached = self._cached + 1
@@ -457,7 +489,7 @@ function Series:inc(n)
     if self._kind == HISTOGRAM or type(n) ~= "number" then
         error("inc: counters and gauges take a number", 2)
     end
-    if backend.metric_add(self._h, n) ~= STATUS.OK then
+    if C.mt_ffi_series_add(self._h, n) ~= STATUS.OK then
         error("inc: a counter cannot decrease", 2)
     end
 end
@@ -467,7 +499,7 @@ function Series:dec(n)
     if self._kind ~= GAUGE then
         error("dec: only gauges go down", 2)
     end
-    backend.metric_add(self._h, -(n or 1))
+    C.mt_ffi_series_add(self._h, -(n or 1))
 end
 
 --- Sets a gauge.
@@ -475,7 +507,7 @@ function Series:set(v)
     if self._kind ~= GAUGE or type(v) ~= "number" then
         error("set: only gauges are set, to a number", 2)
     end
-    backend.metric_set(self._h, v)
+    C.mt_ffi_series_set(self._h, v)
 end
 
 --- Records one observation in a histogram.
@@ -483,12 +515,12 @@ function Series:observe(v)
     if self._kind ~= HISTOGRAM or type(v) ~= "number" then
         error("observe: only histograms observe, a number", 2)
     end
-    backend.metric_observe(self._h, v)
+    C.mt_ffi_series_observe(self._h, v)
 end
 
 --- The current value (a histogram: the sum of observations).
 function Series:get()
-    return backend.metric_get(self._h)
+    return C.mt_ffi_series_get(self._h)
 end
 
 -- Families without labels act as their only series.
@@ -528,22 +560,38 @@ function redis.command(args, fn)
     if fn ~= nil and type(fn) ~= "function" then
         error('bad "callback" argument: expected a function', 2)
     end
-    local id, err = backend.redis_command(args)
-    if not id then
-        return nil, err
+    local n = #args
+    local argv = ffi.new("const char *[?]", n)
+    local lens = ffi.new("size_t[?]", n)
+    -- argv points into these strings: keep them referenced until the call
+    -- returns (hiredis copies them into its output buffer).
+    local strs = {}
+    for i = 1, n do
+        strs[i] = tostring(args[i])
+        argv[i - 1] = strs[i]
+        lens[i - 1] = #strs[i]
     end
-    redis_pending[id] = { fn = fn, generation = generation }
+    local rc = C.mt_ffi_redis_command(n, argv, lens, id_out)
+    strs[0] = nil -- the table stays live up to here
+    if rc == STATUS.DECLINED then
+        return nil, "redis not configured"
+    elseif rc == STATUS.AGAIN then
+        return nil, "redis unavailable"
+    elseif rc ~= STATUS.OK then
+        return nil, "bad redis command"
+    end
+    redis_pending[id_out[0]] = { fn = fn, generation = generation }
     return true
 end
 
 --- True when Redis is configured and connected.
 function redis.available()
-    return backend.redis_state() == 2
+    return C.mt_ffi_redis_state() == 2
 end
 
 --- True when the server was given a redis_url.
 function redis.configured()
-    return backend.redis_state() ~= 0
+    return C.mt_ffi_redis_state() ~= 0
 end
 
 --- A key in this app's namespace (redis_prefix): redis.key("chat", room).
@@ -567,19 +615,51 @@ end
 
 -- Counters -------------------------------------------------------------
 
+local function count(fn, kind, what)
+    if type(kind) ~= "string" or C[fn](kind, #kind) ~= STATUS.OK then
+        error('bad "kind" argument: unknown ' .. what .. " type " .. tostring(kind), 3)
+    end
+end
+
 --- Counts an error in websocket_errors_total{error_type=kind}; kind is one
 -- of the core's types (json_decode_error, handler_error, ...).
 function _M.count_error(kind)
-    if backend.count_error(kind) ~= STATUS.OK then
-        error('bad "kind" argument: unknown error type ' .. tostring(kind), 2)
-    end
+    count("mt_ffi_count_error", kind, "error")
 end
 
 --- Counts a message in websocket_messages_total{type=kind}.
 function _M.count_message(kind)
-    if backend.count_message(kind) ~= STATUS.OK then
-        error('bad "kind" argument: unknown message type ' .. tostring(kind), 2)
+    count("mt_ffi_count_message", kind, "message")
+end
+
+-- Reading metrics (the in-process alerts) ------------------------------
+
+--- The sum of what (0 value, 1 count, 2 bucket at le) over the series of
+-- metric whose labels include labels; nil if the metric does not exist.
+-- Reads the registry as the core last collected it. Internal.
+function _M._metric_read(metric, labels, what, le)
+    local match = {}
+    for k, v in pairs(labels or {}) do
+        match[#match + 1] = k .. "=" .. v
     end
+    local m = table.concat(match, "\0")
+    if C.mt_ffi_metric_read(metric, #metric, m, #m, what or 0, le or 0, read_out) ~= STATUS.OK then
+        return nil
+    end
+    return read_out[0]
+end
+
+--- The finite bucket bounds of a histogram, or nil. Internal.
+function _M._metric_bounds(metric)
+    local n = C.mt_ffi_metric_bounds(metric, #metric, bounds_out, BOUNDS_MAX)
+    if n < 0 then
+        return nil
+    end
+    local list = {}
+    for i = 0, n - 1 do
+        list[#list + 1] = bounds_out[i]
+    end
+    return list
 end
 
 return _M

@@ -13,7 +13,9 @@
 --
 -- Events run synchronously, with the real dispatcher (moontide.host) and
 -- library: only the core beneath them is a fake that records frames, group
--- memberships, closes, counters and log lines. As on the server, an error
+-- memberships, closes, counters and log lines. The fake implements the
+-- core's FFI functions themselves, with the core's rules, and
+-- spec/unit/contract_spec.lua runs one set of cases against both. As on the server, an error
 -- in a handler does not propagate: it lands in rt.errors (and a failed
 -- on_open closes the connection with 1011); rt:assert_no_errors() checks.
 -- One runtime is active at a time (new() rebinds the library).
@@ -25,9 +27,11 @@ local setmetatable, pairs, ipairs, type, error = setmetatable, pairs, ipairs, ty
 local table_remove, table_sort = table.remove, table.sort
 local traceback = debug.traceback
 
+local ffi = require "ffi"
 local const = require("moontide.cdef").const
-local OK, ERROR, DECLINED = const.MT_FFI_OK, const.MT_FFI_ERROR, const.MT_FFI_DECLINED
-local CLOSE_REASON_MAX = const.MT_FFI_CLOSE_REASON_MAX
+local OK, ERROR, AGAIN, DECLINED = const.MT_FFI_OK, const.MT_FFI_ERROR, const.MT_FFI_AGAIN,
+    const.MT_FFI_DECLINED
+local CLOSE_REASON_MAX, GROUP_NAME_MAX = const.MT_FFI_CLOSE_REASON_MAX, const.MT_FFI_GROUP_NAME_MAX
 local LEVEL_NAMES = { [10] = "DEBUG", [20] = "INFO", [30] = "WARNING", [40] = "ERROR",
     [50] = "CRITICAL" }
 
@@ -44,51 +48,154 @@ local function valid_close_code(code)
         or (code >= 3000 and code <= 4999)
 end
 
--- The fake core: the same functions moontide.core offers.
-local function new_backend(rt)
-    local b = {}
+local ERROR_TYPES = {
+    connection_failed = true, json_decode_error = true, handler_error = true,
+    message_too_large = true, send_queue_overflow = true, redis_unavailable = true,
+    rate_limited = true, heartbeat_timeout = true, protocol_error = true, bad_handshake = true,
+}
 
-    function b.send(handle, data, binary)
-        local c = rt.clients[handle]
-        if not c or c.closing then
+local COUNTER, HISTOGRAM = 0, 2
+local KIND_NAMES = { [0] = "counter", "gauge", "histogram" }
+local DEFAULT_BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+    7.5, 10.0 }
+local TIMER_MAX = 1e7 -- seconds, as core/timer.c takes them
+
+-- A tiny Redis with the list and string commands handlers use most;
+-- replies arrive after the current event, as they would over the wire.
+local REDIS_COMMANDS = {}
+function REDIS_COMMANDS.LPUSH(db, key, ...)
+    local list = db[key] or {}
+    db[key] = list
+    for _, v in ipairs({ ... }) do
+        table.insert(list, 1, v)
+    end
+    return #list
+end
+function REDIS_COMMANDS.RPUSH(db, key, ...)
+    local list = db[key] or {}
+    db[key] = list
+    for _, v in ipairs({ ... }) do
+        list[#list + 1] = v
+    end
+    return #list
+end
+local function range(list, first, last)
+    first, last = tonumber(first), tonumber(last)
+    if first < 0 then first = #list + first end
+    if last < 0 then last = #list + last end
+    return math.max(first, 0) + 1, math.min(last, #list - 1) + 1
+end
+function REDIS_COMMANDS.LRANGE(db, key, first, last)
+    local list, out = db[key] or {}, {}
+    local i, j = range(list, first, last)
+    for k = i, j do
+        out[#out + 1] = list[k]
+    end
+    return out
+end
+function REDIS_COMMANDS.LTRIM(db, key, first, last)
+    db[key] = REDIS_COMMANDS.LRANGE(db, key, first, last)
+    return "OK"
+end
+function REDIS_COMMANDS.SET(db, key, value)
+    db[key] = value
+    return "OK"
+end
+function REDIS_COMMANDS.GET(db, key)
+    return db[key]
+end
+function REDIS_COMMANDS.DEL(db, ...)
+    local n = 0
+    for _, k in ipairs({ ... }) do
+        if db[k] ~= nil then
+            n = n + 1
+        end
+        db[k] = nil
+    end
+    return n
+end
+function REDIS_COMMANDS.INCR(db, key)
+    db[key] = tostring((tonumber(db[key]) or 0) + 1)
+    return tonumber(db[key])
+end
+
+-- The fake core: the FFI functions of core/ffi.h, with the same arguments,
+-- status codes and rules, over plain Lua tables (spec/unit/contract_spec.lua
+-- runs the same cases here and on the server). Family and series handles
+-- are small integers cast to the pointer types the library stores.
+local function new_fake_c(rt)
+    local C = {}
+    local families, series = {}, {} -- id -> table, for the handles given out
+
+    local function conn_of(handle)
+        local c = rt.clients[tonumber(handle)]
+        if c and not c.closing then
+            return c
+        end
+    end
+
+    function C.mt_ffi_conn_send(handle, data, len, binary)
+        if data == nil then
+            return ERROR
+        end
+        local c = conn_of(handle)
+        if not c then
             return DECLINED
         end
-        c.inbox[#c.inbox + 1] = { data = data, binary = binary or false }
+        c.inbox[#c.inbox + 1] = { data = data:sub(1, tonumber(len)), binary = binary ~= 0 }
         rt.counters.messages.sent = rt.counters.messages.sent + 1
         return OK
     end
 
-    function b.close(handle, code, reason)
-        if not valid_close_code(code) or #reason > CLOSE_REASON_MAX then
+    function C.mt_ffi_conn_close(handle, code, reason, len)
+        if not valid_close_code(code) or len > CLOSE_REASON_MAX or (len > 0 and reason == nil) then
             return ERROR
         end
-        local c = rt.clients[handle]
-        if not c or c.closing then
+        local c = conn_of(handle)
+        if not c then
             return DECLINED
         end
         c.closing = true
-        rt:_closed(c, code, reason, "server")
+        rt:_closed(c, code, reason:sub(1, tonumber(len)), "server")
         return OK
     end
 
-    function b.conn_field(handle, field)
-        local c = rt.clients[handle]
-        return c and c.fields[field]
+    function C.mt_ffi_conn_field(handle, field, buf, len)
+        local c = rt.clients[tonumber(handle)]
+        local v = c and c.fields[field]
+        if v == nil then
+            return ERROR
+        end
+        local n = math.min(#v, tonumber(len) - 1)
+        ffi.copy(buf, v, n)
+        buf[n] = 0
+        return n
     end
 
-    function b.group_add(name, handle)
-        local c = rt.clients[handle]
-        if not c or c.closing then
+    local function valid_group(name, len)
+        return name ~= nil and len > 0 and len <= GROUP_NAME_MAX
+    end
+
+    function C.mt_ffi_group_add(name, len, handle)
+        if not valid_group(name, len) then
+            return ERROR
+        end
+        local c = conn_of(handle)
+        if not c then
             return DECLINED
         end
         local g = rt.groups[name] or {}
         rt.groups[name] = g
-        g[handle] = true
+        g[c.handle] = true
         return OK
     end
 
-    function b.group_discard(name, handle)
+    function C.mt_ffi_group_discard(name, len, handle)
+        if not valid_group(name, len) then
+            return ERROR
+        end
         local g = rt.groups[name]
+        handle = tonumber(handle)
         if not g or not g[handle] then
             return DECLINED
         end
@@ -99,22 +206,24 @@ local function new_backend(rt)
         return OK
     end
 
-    function b.group_send(name, data, binary)
-        rt.counters.messages.broadcast = rt.counters.messages.broadcast + 1
-        local g = rt.groups[name]
-        if not g then
-            return 0
+    function C.mt_ffi_group_send(name, len, data, dlen, binary)
+        if not valid_group(name, len) or data == nil then
+            return ERROR
         end
+        rt.counters.messages.broadcast = rt.counters.messages.broadcast + 1
         local n = 0
-        for handle in pairs(g) do
-            if b.send(handle, data, binary) == OK then
+        for handle in pairs(rt.groups[name] or {}) do
+            if C.mt_ffi_conn_send(handle, data, dlen, binary) == OK then
                 n = n + 1
             end
         end
         return n
     end
 
-    function b.group_size(name)
+    function C.mt_ffi_group_size(name, len)
+        if not valid_group(name, len) then
+            return ERROR
+        end
         local n = 0
         for _ in pairs(rt.groups[name] or {}) do
             n = n + 1
@@ -122,17 +231,21 @@ local function new_backend(rt)
         return n
     end
 
-    function b.log_threshold()
+    function C.mt_ffi_log_threshold()
         return rt.log_threshold
     end
 
-    function b.log_write(level, logger, msg, handle, fields)
+    function C.mt_ffi_log_write(level, logger, _, msg, _, handle, fields, _)
+        if level < rt.log_threshold then
+            return
+        end
         local line = fields and cjson.decode(fields) or {}
         line.level, line.logger, line.message = LEVEL_NAMES[level] or level, logger, msg
         -- as the core does: the connection's identity, from on_open (the
         -- host's object) to on_close (the client's, once the host let go)
-        local client = handle and rt.clients[handle]
-        local conn = handle and (host.connection(handle) or client and client.conn)
+        handle = tonumber(handle)
+        local client = handle ~= 0 and rt.clients[handle]
+        local conn = handle ~= 0 and (host.connection(handle) or client and client.conn)
         if conn then
             line.connection_id, line.session_uuid = conn.id, conn.session_uuid
             line.request_id, line.remote_addr = conn.request_id, conn.remote_addr
@@ -141,13 +254,7 @@ local function new_backend(rt)
         rt.logs[#rt.logs + 1] = line
     end
 
-    local ERROR_TYPES = {
-        connection_failed = true, json_decode_error = true, handler_error = true,
-        message_too_large = true, send_queue_overflow = true, redis_unavailable = true,
-        rate_limited = true, heartbeat_timeout = true, protocol_error = true, bad_handshake = true,
-    }
-
-    function b.count_error(kind)
+    function C.mt_ffi_count_error(kind)
         if not ERROR_TYPES[kind] then
             return ERROR
         end
@@ -155,7 +262,7 @@ local function new_backend(rt)
         return OK
     end
 
-    function b.count_message(kind)
+    function C.mt_ffi_count_message(kind)
         if rt.counters.messages[kind] == nil then
             return ERROR
         end
@@ -163,159 +270,25 @@ local function new_backend(rt)
         return OK
     end
 
-    -- A small registry with the core's rules that matter to handlers.
-    function b.metric_define(kind, name, help, labels, buckets)
-        if not name:match("^[%a_:][%w_:]*$") then
-            return nil, 'bad metric name "' .. name .. '"'
-        end
-        if kind == 0 and not name:match("_total$") then
-            return nil, "counter " .. name .. ": a counter's name must end in _total"
-        end
-        local sig = kind .. "|" .. help .. "|" .. table.concat(labels, ",") .. "|"
-            .. table.concat(buckets or {}, ",")
-        local f = rt.metrics[name]
-        if f then
-            if f.sig ~= sig then
-                return nil, "metric " .. name .. " is already defined with other help, labels or buckets"
-            end
-            return f
-        end
-        f = { name = name, kind = kind, sig = sig, series = {}, labels = labels }
-        rt.metrics[name] = f
-        return f
-    end
-
-    function b.metric_series(f, key)
-        local s = f.series[key]
-        if not s then
-            s = { value = 0, count = 0, kind = f.kind }
-            f.series[key] = s
-        end
-        return s
-    end
-
-    function b.metric_add(s, v)
-        if s.kind == 0 and (v ~= v or v < 0) then -- NaN too
-            return ERROR
-        end
-        s.value = s.value + v
-        return OK
-    end
-
-    function b.metric_set(s, v)
-        s.value = v
-    end
-
-    function b.metric_observe(s, v)
-        s.value = s.value + v
-        s.count = s.count + 1
-    end
-
-    function b.metric_get(s)
-        return s.value
-    end
-
-    -- A tiny Redis with the list and string commands handlers use most;
-    -- replies arrive after the current event, as they would over the wire.
-    local COMMANDS = {}
-    function COMMANDS.LPUSH(db, key, ...)
-        local list = db[key] or {}
-        db[key] = list
-        for _, v in ipairs({ ... }) do
-            table.insert(list, 1, v)
-        end
-        return #list
-    end
-    function COMMANDS.RPUSH(db, key, ...)
-        local list = db[key] or {}
-        db[key] = list
-        for _, v in ipairs({ ... }) do
-            list[#list + 1] = v
-        end
-        return #list
-    end
-    local function range(list, first, last)
-        first, last = tonumber(first), tonumber(last)
-        if first < 0 then first = #list + first end
-        if last < 0 then last = #list + last end
-        return math.max(first, 0) + 1, math.min(last, #list - 1) + 1
-    end
-    function COMMANDS.LRANGE(db, key, first, last)
-        local list, out = db[key] or {}, {}
-        local i, j = range(list, first, last)
-        for k = i, j do
-            out[#out + 1] = list[k]
-        end
-        return out
-    end
-    function COMMANDS.LTRIM(db, key, first, last)
-        db[key] = COMMANDS.LRANGE(db, key, first, last)
-        return "OK"
-    end
-    function COMMANDS.SET(db, key, value)
-        db[key] = value
-        return "OK"
-    end
-    function COMMANDS.GET(db, key)
-        return db[key]
-    end
-    function COMMANDS.DEL(db, ...)
-        local n = 0
-        for _, k in ipairs({ ... }) do
-            if db[k] ~= nil then
-                n = n + 1
-            end
-            db[k] = nil
-        end
-        return n
-    end
-    function COMMANDS.INCR(db, key)
-        db[key] = tostring((tonumber(db[key]) or 0) + 1)
-        return tonumber(db[key])
-    end
-
-    function b.redis_command(args)
-        if not rt.redis then
-            return nil, "redis not configured"
-        end
-        if rt.redis_down then
-            return nil, "redis unavailable"
-        end
-        rt.next_redis = rt.next_redis + 1
-        local f = COMMANDS[tostring(args[1]):upper()]
-        local reply
-        if f then
-            local strs = {}
-            for i = 2, #args do
-                strs[#strs + 1] = tostring(args[i])
-            end
-            reply = { f(rt.redis, unpack(strs)) }
-        else
-            reply = { nil, "ERR unknown command '" .. tostring(args[1]) .. "'" }
-        end
-        rt.redis_replies[#rt.redis_replies + 1] = { id = rt.next_redis, reply = reply }
-        return rt.next_redis
-    end
-
-    function b.redis_state()
-        return not rt.redis and 0 or rt.redis_down and 1 or 2
-    end
-
-    function b.now()
+    function C.mt_ffi_time_now()
         return rt.clock
     end
 
-    function b.monotonic()
+    function C.mt_ffi_time_monotonic()
         return rt.clock
     end
 
-    function b.timer_start(delay, rep)
+    function C.mt_ffi_timer_start(delay, rep)
+        if not (delay >= 0 and delay <= TIMER_MAX and rep >= 0 and rep <= TIMER_MAX) then
+            return 0
+        end
         rt.next_timer = rt.next_timer + 1
         rt.timers[rt.next_timer] = { due = rt.clock + delay, every = rep, seq = rt.next_timer }
         return rt.next_timer
     end
 
-    function b.timer_stop(id)
+    function C.mt_ffi_timer_stop(id)
+        id = tonumber(id)
         if not rt.timers[id] then
             return DECLINED
         end
@@ -323,7 +296,243 @@ local function new_backend(rt)
         return OK
     end
 
-    return b
+    -- The registry's rules, as core/metrics.c has them.
+    local function split(list)
+        local items = {}
+        if #list > 0 then
+            for item in (list .. "\0"):gmatch("([^%z]*)%z") do
+                items[#items + 1] = item
+            end
+        end
+        return items
+    end
+
+    local function family_error(kind, name, help, labels, bounds)
+        if not name:match("^[%a_:][%w_:]*$") then
+            return 'bad metric name "' .. name:sub(1, 80) .. '": expected [a-zA-Z_:][a-zA-Z0-9_:]*'
+        end
+        if kind == COUNTER and not (#name >= 7 and name:sub(-6) == "_total") then
+            return "counter " .. name .. ": a counter's name must end in _total"
+        end
+        if help == nil then
+            return "metric " .. name .. ": help text is required"
+        end
+        if #labels > 16 then
+            return "metric " .. name .. ": at most 16 labels"
+        end
+        for i, l in ipairs(labels) do
+            if not l:match("^[%a_][%w_]*$") or l:sub(1, 2) == "__" then
+                return "metric " .. name .. ': bad label name "' .. l:sub(1, 60) .. '"'
+            end
+            if l == "color" or (kind == HISTOGRAM and l == "le") then
+                return "metric " .. name .. ': label "' .. l .. '" is reserved'
+            end
+            for j = 1, i - 1 do
+                if labels[j] == l then
+                    return "metric " .. name .. ': label "' .. l .. '" given twice'
+                end
+            end
+        end
+        if kind == HISTOGRAM then
+            if #bounds < 1 or #bounds > 64 then
+                return "histogram " .. name .. ": 1 to 64 buckets"
+            end
+            for i, b in ipairs(bounds) do
+                if b ~= b or b == math.huge or b == -math.huge or (i > 1 and b <= bounds[i - 1]) then
+                    return "histogram " .. name .. ": bucket bounds must be finite and increasing"
+                end
+            end
+        end
+    end
+
+    local function put_error(err, errlen, text)
+        local n = math.min(#text, tonumber(errlen) - 1)
+        ffi.copy(err, text, n)
+        err[n] = 0
+    end
+
+    function C.mt_ffi_metric_define(kind, name, _, help, _, labels, _, bounds, nbounds, out, err,
+                                    errlen)
+        if kind < COUNTER or kind > HISTOGRAM or name == nil or help == nil then
+            put_error(err, errlen, "bad metric type or arguments")
+            return ERROR
+        end
+        local label_list = split(labels)
+        local bound_list = {}
+        if kind == HISTOGRAM then
+            if nbounds > 0 then
+                for i = 0, nbounds - 1 do
+                    bound_list[#bound_list + 1] = bounds[i]
+                end
+            else
+                bound_list = DEFAULT_BUCKETS
+            end
+        end
+        local e = family_error(kind, name, help, label_list, bound_list)
+        if e then
+            put_error(err, errlen, e)
+            return ERROR
+        end
+        local sig = kind .. "|" .. help .. "|" .. table.concat(label_list, ",") .. "|"
+            .. table.concat(bound_list, ",")
+        local f = rt.metrics[name]
+        if f then
+            if f.sig ~= sig then
+                put_error(err, errlen, "metric " .. name .. " is already defined as a "
+                    .. KIND_NAMES[f.kind] .. " with other help, labels or buckets")
+                return ERROR
+            end
+        else
+            families[#families + 1] = true
+            f = { id = #families, name = name, kind = kind, sig = sig, series = {},
+                labels = label_list, bounds = bound_list }
+            families[f.id] = f
+            rt.metrics[name] = f
+        end
+        out[0] = ffi.cast("mt_family_t *", f.id)
+        return OK
+    end
+
+    local function handle_id(p)
+        return tonumber(ffi.cast("uintptr_t", p))
+    end
+
+    function C.mt_ffi_metric_series(family, values, _, out)
+        local f = family ~= nil and families[handle_id(family)]
+        if not f then
+            return ERROR
+        end
+        local nvalues = #f.labels == 1 and 1 or #split(values) -- "" is one empty value
+        if #f.labels > 0 and nvalues ~= #f.labels then
+            return ERROR
+        end
+        local key = #f.labels == 0 and "" or values
+        local s = f.series[key]
+        if not s then
+            series[#series + 1] = true
+            s = { id = #series, value = 0, count = 0, kind = f.kind, family = f,
+                buckets = {} }
+            series[s.id] = s
+            f.series[key] = s
+        end
+        out[0] = ffi.cast("mt_series_t *", s.id)
+        return OK
+    end
+
+    function C.mt_ffi_series_add(p, v)
+        local s = series[handle_id(p)]
+        if s.kind == COUNTER and (v < 0 or v ~= v) then -- NaN refused too
+            return ERROR
+        end
+        s.value = s.value + v
+        return OK
+    end
+
+    function C.mt_ffi_series_set(p, v)
+        series[handle_id(p)].value = v
+    end
+
+    function C.mt_ffi_series_observe(p, v)
+        local s = series[handle_id(p)]
+        s.value = s.value + v
+        s.count = s.count + 1
+        for i, b in ipairs(s.family.bounds) do
+            if v <= b then
+                s.buckets[i] = (s.buckets[i] or 0) + 1
+            end
+        end
+    end
+
+    function C.mt_ffi_series_get(p)
+        return series[handle_id(p)].value
+    end
+
+    function C.mt_ffi_metric_read(name, _, match, _, what, le, out)
+        local f = rt.metrics[name]
+        if not f or what < 0 or what > 2 then
+            return f and ERROR or DECLINED
+        end
+        local want = {}
+        for _, pair in ipairs(split(match)) do
+            local k, v = pair:match("^([^=]*)=(.*)$")
+            want[k] = v
+        end
+        local sum, found = 0, false
+        for key, s in pairs(f.series) do
+            local values, ok = split(key), true
+            for i, l in ipairs(f.labels) do
+                if want[l] ~= nil and want[l] ~= values[i] then
+                    ok = false
+                end
+            end
+            if ok then
+                found = true
+                if what == 0 then
+                    sum = sum + s.value
+                elseif what == 1 then
+                    sum = sum + s.count
+                else
+                    local n = le == math.huge and s.count or 0
+                    for i, b in ipairs(f.bounds) do
+                        if b == le then
+                            n = s.buckets[i] or 0
+                        end
+                    end
+                    sum = sum + n
+                end
+            end
+        end
+        if not found then
+            return DECLINED
+        end
+        out[0] = sum
+        return OK
+    end
+
+    function C.mt_ffi_metric_bounds(name, _, out, max)
+        local f = rt.metrics[name]
+        if not f or f.kind ~= HISTOGRAM then
+            return DECLINED
+        end
+        local n = math.min(#f.bounds, max)
+        for i = 1, n do
+            out[i - 1] = f.bounds[i]
+        end
+        return n
+    end
+
+    function C.mt_ffi_redis_command(argc, argv, lens, out_id)
+        if argc < 1 or argc > 1024 then
+            return ERROR
+        end
+        if not rt.redis then
+            return DECLINED
+        end
+        if rt.redis_down then
+            return AGAIN
+        end
+        local args = {}
+        for i = 0, argc - 1 do
+            args[i + 1] = ffi.string(argv[i], lens[i])
+        end
+        rt.next_redis = rt.next_redis + 1
+        local f = REDIS_COMMANDS[args[1]:upper()]
+        local reply
+        if f then
+            reply = { f(rt.redis, unpack(args, 2)) }
+        else
+            reply = { nil, "ERR unknown command '" .. args[1] .. "'" }
+        end
+        rt.redis_replies[#rt.redis_replies + 1] = { id = rt.next_redis, reply = reply }
+        out_id[0] = rt.next_redis
+        return OK
+    end
+
+    function C.mt_ffi_redis_state()
+        return not rt.redis and 0 or rt.redis_down and 1 or 2
+    end
+
+    return C
 end
 
 --- Creates a runtime and loads the scripts (routes.lua and its handlers)
@@ -354,7 +563,7 @@ function _M.new(opts)
             connections_total = 0,
         },
     }, Runtime)
-    host.start({ backend = new_backend(rt), redis_prefix = "moontide:" })
+    host.start({ C = new_fake_c(rt), redis_prefix = "moontide:" })
     return rt
 end
 
