@@ -230,6 +230,25 @@ static int parse_bytes(const char *s, double *out)
     return 0;
 }
 
+/* The next item of a comma-separated list, trimmed: its start and length
+ * (possibly 0); NULL at the end. *p moves past it. */
+static const char *next_item(const char **p, size_t *len)
+{
+    if (!**p)
+        return NULL;
+    const char *item = *p, *comma = strchr(item, ',');
+    size_t n = comma ? (size_t)(comma - item) : strlen(item);
+    *p = comma ? comma + 1 : item + n;
+    while (n && isspace((unsigned char)*item)) {
+        item++;
+        n--;
+    }
+    while (n && isspace((unsigned char)item[n - 1]))
+        n--;
+    *len = n;
+    return item;
+}
+
 static void set_str(char **slot, const char *value)
 {
     free(*slot);
@@ -303,21 +322,13 @@ int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const ch
         return 0;
     case CFG_STRS: {
         mt_strlist_t list = {NULL, 0};
-        const char *p = value;
-        while (*p) {
-            const char *comma = strchr(p, ',');
-            size_t n = comma ? (size_t)(comma - p) : strlen(p);
-            while (n && isspace((unsigned char)*p)) {
-                p++;
-                n--;
-            }
-            while (n && isspace((unsigned char)p[n - 1]))
-                n--;
+        const char *p = value, *item;
+        size_t n;
+        while ((item = next_item(&p, &n))) {
             if (n) {
                 list.items = mt_xrealloc(list.items, (list.n + 1) * sizeof *list.items);
-                list.items[list.n++] = mt_xstrndup(p, n);
+                list.items[list.n++] = mt_xstrndup(item, n);
             }
-            p = comma ? comma + 1 : p + strlen(p);
         }
         mt_strlist_t *slot = (mt_strlist_t *)(base + d->offset);
         strlist_free(slot);
@@ -326,28 +337,20 @@ int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const ch
     }
     case CFG_CIDRS: {
         mt_cidr_set_t set = {NULL, 0};
-        const char *p = value;
-        while (*p) {
-            const char *comma = strchr(p, ',');
-            size_t n = comma ? (size_t)(comma - p) : strlen(p);
-            char item[80];
-            while (n && isspace((unsigned char)*p)) {
-                p++;
-                n--;
-            }
-            while (n && isspace((unsigned char)p[n - 1]))
-                n--;
-            if (n >= sizeof item) {
+        const char *p = value, *item;
+        size_t n;
+        while ((item = next_item(&p, &n))) {
+            char text[80];
+            if (n >= sizeof text) {
                 mt_cidr_set_free(&set);
                 return bad(d, value, source, err, errlen);
             }
-            memcpy(item, p, n);
-            item[n] = '\0';
-            if (n && mt_cidr_set_add(&set, item) != 0) {
+            memcpy(text, item, n);
+            text[n] = '\0';
+            if (n && mt_cidr_set_add(&set, text) != 0) {
                 mt_cidr_set_free(&set);
                 return bad(d, value, source, err, errlen);
             }
-            p = comma ? comma + 1 : p + strlen(p);
         }
         mt_cidr_set_t *slot = (mt_cidr_set_t *)(base + d->offset);
         mt_cidr_set_free(slot);

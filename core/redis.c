@@ -99,6 +99,17 @@ static int attach(redisAsyncContext *ac, uv_loop_t *loop)
 
 /* -- Connections ------------------------------------------------------ */
 
+/* A decimal integer from min to max, the whole of s; 0 or -1. */
+static int parse_in_range(const char *s, long min, long max, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 int mt_redis_parse_url(mt_redis_t *r, const char *url, char *err, size_t errlen)
 {
     if (strncmp(url, "redis://", 8) != 0) {
@@ -127,26 +138,18 @@ int mt_redis_parse_url(mt_redis_t *r, const char *url, char *err, size_t errlen)
     r->port = 6379;
     char *colon = strrchr(hp, ':');
     if (colon && !strchr(colon, ']')) {
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (*end || port < 1 || port > 65535) {
+        if (parse_in_range(colon + 1, 1, 65535, &r->port) != 0) {
             snprintf(err, errlen, "redis_url has a bad port");
             return -1;
         }
-        r->port = (int)port;
         *colon = '\0';
     }
     free(r->host);
     r->host = mt_xstrdup(hp);
     r->db = 0;
-    if (slash && slash[1]) {
-        char *end;
-        long db = strtol(slash + 1, &end, 10);
-        if (*end || db < 0 || db > 1000000) {
-            snprintf(err, errlen, "redis_url has a bad database number");
-            return -1;
-        }
-        r->db = (int)db;
+    if (slash && slash[1] && parse_in_range(slash + 1, 0, 1000000, &r->db) != 0) {
+        snprintf(err, errlen, "redis_url has a bad database number");
+        return -1;
     }
     return 0;
 }

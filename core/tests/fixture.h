@@ -9,6 +9,7 @@
 #include "runtime.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +33,23 @@ __attribute__((unused)) static int fixture_start(mt_runtime_t *rt, const char *l
         return -1;
     unlink(fixture_log);
     return mt_runtime_assemble(rt, &cfg, fixture_log_fd);
+}
+
+/* The start of each test's main: LUA_DIR from argv, then fixture_start.
+ * 0, or the exit status to return (usage, or the runtime would not
+ * assemble), said on stderr. */
+__attribute__((unused)) static int fixture_main(mt_runtime_t *rt, int argc, char **argv,
+                                                void (*tweak)(mt_config_t *))
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s LUA_DIR\n", argv[0]);
+        return 2;
+    }
+    if (fixture_start(rt, argv[1], tweak) != 0) {
+        fprintf(stderr, "%s: cannot assemble the runtime\n", argv[0]);
+        return 1;
+    }
+    return 0;
 }
 
 /* 1 if the log written so far holds needle. */

@@ -35,14 +35,9 @@ static const char *body(mt_buf_t *b)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_health LUA_DIR\n");
-        return 2;
-    }
-    if (fixture_start(&rt, argv[1], settings) != 0) {
-        fprintf(stderr, "cannot assemble the runtime\n");
-        return 1;
-    }
+    int rc = fixture_main(&rt, argc, argv, settings);
+    if (rc != 0)
+        return rc;
     mt_health_t *h = &rt.health;
     mt_script_facts_t f;
     mt_conn_t *a = fixture_open(&rt, "/ws/chat/h/");

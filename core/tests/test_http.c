@@ -28,14 +28,9 @@ static int has(const mt_http_response_t *r, const char *needle)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_http LUA_DIR\n");
-        return 2;
-    }
-    if (fixture_start(&rt, argv[1], NULL) != 0) {
-        fprintf(stderr, "cannot assemble the runtime\n");
-        return 1;
-    }
+    int rc = fixture_main(&rt, argc, argv, NULL);
+    if (rc != 0)
+        return rc;
     mt_http_response_t *r = route("GET", "/healthz", NULL, 0);
     CHECK(r->status == 200 && has(r, "\"status\":\"healthy\"") && has(r, "\"color\":\"blue\""));
     CHECK_STR(r->content_type, "application/json");

@@ -17,14 +17,9 @@ static double value(const char *family, const char *pair)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_instruments LUA_DIR\n");
-        return 2;
-    }
-    if (fixture_start(&rt, argv[1], NULL) != 0) {
-        fprintf(stderr, "cannot assemble the runtime\n");
-        return 1;
-    }
+    int rc = fixture_main(&rt, argc, argv, NULL);
+    if (rc != 0)
+        return rc;
     mt_instruments_t *in = &rt.ins;
     mt_conn_t *c = fixture_open(&rt, "/ws/chat/i/");
     rt.stats.errors[MT_ERR_JSON_DECODE] = 3;

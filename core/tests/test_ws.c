@@ -122,14 +122,9 @@ static void test_drain(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_ws LUA_DIR\n");
-        return 2;
-    }
-    if (fixture_start(&rt, argv[1], settings) != 0) {
-        fprintf(stderr, "cannot assemble the runtime\n");
-        return 1;
-    }
+    int rc = fixture_main(&rt, argc, argv, settings);
+    if (rc != 0)
+        return rc;
     test_messages();
     test_rate_limit();
     test_runaway();

@@ -2,17 +2,12 @@
 -- harms nobody else.
 local server = require "spec.support.server"
 local client = require "spec.support.client"
-local util = require "spec.support.util"
-local read = util.read
 
 describe("handler errors #integration", function()
     local srv
 
     lazy_setup(function()
-        srv = server.start({ files = {
-            ["routes.lua"] = read("spec/fixtures/routes_faulty.lua"),
-            ["handlers/faulty.lua"] = read("spec/fixtures/handlers/faulty.lua"),
-        } })
+        srv = server.start({ files = server.fixture("faulty", "faulty") })
     end)
 
     lazy_teardown(function()

@@ -3,8 +3,6 @@
 local server = require "spec.support.server"
 local client = require "spec.support.client"
 local prom = require "spec.support.prom"
-local util = require "spec.support.util"
-local read = util.read
 
 describe("metrics #integration", function()
     local srv
@@ -12,10 +10,7 @@ describe("metrics #integration", function()
     lazy_setup(function()
         srv = server.start({
             config = { metrics_max_series_per_family = 50 },
-            files = {
-                ["routes.lua"] = read("spec/fixtures/routes_metered.lua"),
-                ["handlers/metered.lua"] = read("spec/fixtures/handlers/metered.lua"),
-            },
+            files = server.fixture("metered", "metered"),
         })
     end)
 

@@ -4,18 +4,13 @@ local server = require "spec.support.server"
 local client = require "spec.support.client"
 local redis = require "spec.support.redis"
 local prom = require "spec.support.prom"
-local util = require "spec.support.util"
-local read = util.read
 
 local function start(r, extra)
     local config = { redis_url = r.url, log_level = "INFO" }
     for k, v in pairs(extra or {}) do
         config[k] = v
     end
-    return server.start({ config = config, files = {
-        ["routes.lua"] = read("spec/fixtures/routes_redis.lua"),
-        ["handlers/rediscmd.lua"] = read("spec/fixtures/handlers/rediscmd.lua"),
-    } })
+    return server.start({ config = config, files = server.fixture("redis", "rediscmd") })
 end
 
 local function ready(srv)

@@ -3,8 +3,6 @@
 local server = require "spec.support.server"
 local client = require "spec.support.client"
 local prom = require "spec.support.prom"
-local util = require "spec.support.util"
-local read = util.read
 
 describe("runaway scripts #integration", function()
     local srv
@@ -12,10 +10,7 @@ describe("runaway scripts #integration", function()
     lazy_setup(function()
         srv = server.start({
             config = { handler_timeout = 1, lua_memory_limit = "32M" },
-            files = {
-                ["routes.lua"] = read("spec/fixtures/routes_lifecycle.lua"),
-                ["handlers/runaway.lua"] = read("spec/fixtures/handlers/runaway.lua"),
-            },
+            files = server.fixture("lifecycle", "runaway"),
         })
     end)
 

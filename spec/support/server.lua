@@ -19,6 +19,7 @@ local unistd = require "posix.unistd"
 local wait = require "posix.sys.wait"
 local ptime = require "posix.time"
 local fcntl = require "posix.fcntl"
+local util = require "spec.support.util"
 
 local _M = {}
 
@@ -95,6 +96,18 @@ local function lua_literal(v)
         return "{" .. table.concat(parts, ", ") .. "}"
     end
     return tostring(v)
+end
+
+--- The files of a fixture app, for start()'s opts.files: routes.lua from
+-- spec/fixtures/routes_<routes>.lua and each named handler from
+-- spec/fixtures/handlers/<name>.lua (beside the shipped chat handler).
+function _M.fixture(routes, ...)
+    local files = { ["routes.lua"] = util.read(_M.ROOT .. "/spec/fixtures/routes_" .. routes .. ".lua") }
+    for _, name in ipairs({ ... }) do
+        files["handlers/" .. name .. ".lua"] =
+            util.read(_M.ROOT .. "/spec/fixtures/handlers/" .. name .. ".lua")
+    end
+    return files
 end
 
 --- Starts prog with argv, stdout and stderr to log_path, env added to the
