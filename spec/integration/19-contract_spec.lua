@@ -4,13 +4,12 @@
 local server = require "spec.support.server"
 local client = require "spec.support.client"
 local util = require "spec.support.util"
-local cjson = require "cjson"
+local contract = require "spec.support.contract"
 
-local DIR = "spec/fixtures/contract/"
+local DIR = contract.DIR
 
 describe("the contract between the library and the core, on the server", function()
     local srv
-    local cases = dofile(DIR .. "cases.lua")
 
     setup(function()
         srv = server.start({ files = {
@@ -30,12 +29,7 @@ describe("the contract between the library and the core, on the server", functio
         runner:send("run")
         assert.equal("x", (runner:receive())) -- the group case's delivery
         local results = runner:receive_json()
-        assert.equal(#cases, #results)
-        for i, case in ipairs(cases) do
-            assert.equal(case.name, results[i].name)
-            assert.equal(cjson.encode(case.expect), cjson.encode(results[i].result),
-                "case: " .. case.name)
-        end
+        contract.assert_results(results)
         local code = victim:expect_close()
         assert.equal(4001, code)
         assert.same({}, srv:error_lines())
