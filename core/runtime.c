@@ -264,6 +264,7 @@ static void finish(mt_runtime_t *rt, const char *why)
     close_handle((uv_handle_t *)&rt->sig_term);
     close_handle((uv_handle_t *)&rt->sig_int);
     close_handle((uv_handle_t *)&rt->sig_hup);
+    mt_listen_stop(&rt->listener);
     mt_ws_stop(&rt->ws);
     mt_timers_stop_all(&rt->timers);
     mt_instruments_close(&rt->ins);
@@ -331,16 +332,18 @@ static int wire(mt_runtime_t *rt)
     return 0;
 }
 
-static const char *listen_iface(const char *host)
+/* A connection our listener accepted: lws serves it from here on. */
+static void on_accept(void *ud, int fd)
 {
-    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0 || strcmp(host, "::") == 0)
-        return NULL; /* every interface */
-    return host;
+    mt_runtime_t *rt = ud;
+    if (!lws_adopt_socket_vhost(rt->vhost, fd)) /* it closed fd */
+        rt->stats.errors[MT_ERR_CONNECTION_FAILED]++;
 }
 
 int mt_runtime_assemble(mt_runtime_t *rt, mt_config_t *cfg, int log_fd)
 {
     current = rt;
+    rt->listener.fd = -1;
     rt->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     mt_log_init(&rt->log, log_fd, rt->cfg.log_level, rt->cfg.color);
@@ -388,8 +391,9 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     info.foreign_loops = loops;
     info.pcontext = &rt->lws;
-    info.port = rt->cfg.port;
-    info.iface = listen_iface(rt->cfg.host);
+    /* lws listens on nothing: the port is ours (listen.h), each accepted
+     * socket adopted. */
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols;
     info.pvo = &pvo;
     info.user = rt;
@@ -399,14 +403,19 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
     info.timeout_secs = (unsigned)rt->cfg.handshake_timeout;
     info.retry_and_idle_policy = &no_validity;
     info.vhost_name = "default";
-    rt->lws = lws_create_context(&info);
-    if (!rt->lws) {
-        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.runtime",
-                   "cannot listen on %s port %d", rt->cfg.host, rt->cfg.port);
+    char err[256];
+    if (mt_listen_open(&rt->listener, rt->cfg.host, rt->cfg.port, err, sizeof err) != 0) {
+        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.runtime", "%s", err);
         return -1;
     }
-    rt->vhost = lws_get_vhost_by_name(rt->lws, "default");
-    rt->listen_port = rt->vhost ? lws_get_vhost_listen_port(rt->vhost) : rt->cfg.port;
+    rt->lws = lws_create_context(&info);
+    rt->vhost = rt->lws ? lws_get_vhost_by_name(rt->lws, "default") : NULL;
+    if (!rt->vhost) {
+        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.runtime", "cannot start libwebsockets");
+        return -1;
+    }
+    mt_listen_start(&rt->listener, &rt->loop, &rt->log, on_accept, rt);
+    rt->listen_port = rt->listener.port;
     mt_watch_start(&rt->watch, &rt->loop, rt->cfg.scripts, &rt->log, on_scripts_changed, rt);
     rt->proc.startup_seconds = mt_mono() - rt->proc.started_mono;
     mt_metric_set(rt->ins.startup, rt->proc.startup_seconds);
@@ -441,6 +450,7 @@ void mt_runtime_free(mt_runtime_t *rt)
     }
     if (rt->loop.data) {
         /* After a failed start, finish() never ran: close what did start. */
+        mt_listen_stop(&rt->listener);
         mt_ws_stop(&rt->ws);
         mt_timers_stop_all(&rt->timers);
         mt_instruments_close(&rt->ins);

@@ -30,6 +30,7 @@
 #include "health.h"
 #include "http.h"
 #include "instruments.h"
+#include "listen.h"
 #include "log.h"
 #include "metrics.h"
 #include "process.h"
@@ -61,6 +62,7 @@ typedef struct mt_runtime {
     /* services */
     mt_timers_t timers;
     mt_watch_t watch;
+    mt_listen_t listener;
     mt_redis_t redis; /* started only with redis_url */
     /* channel layer, script host */
     mt_channel_t channel;
