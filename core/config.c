@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <sched.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -28,6 +29,7 @@ typedef enum {
     CFG_STRS,   /* list of strings */
     CFG_CHOICE, /* one of the words in expected, separated by " or " / ", " */
     CFG_CLOSE,  /* a drain close code: 1001 or 1012 */
+    CFG_AUTO,   /* "auto" (stored as 0) or an integer in [min, max] */
 } cfg_type_t;
 
 typedef struct {
@@ -48,8 +50,9 @@ static const cfg_desc_t descs[] = {
      "a number of seconds from 1 to 86400"},
     {"graceful_shutdown_timeout", CFG_SECS, F(graceful_shutdown_timeout), 0, 3600,
      "a number of seconds from 0 to 3600"},
-    {"max_connections", CFG_INT, F(max_connections), 1, 10000000,
-     "an integer from 1 to 10000000"},
+    {"max_connections", CFG_AUTO, F(max_connections), 1, 10000000,
+     "auto or an integer from 1 to 10000000"},
+    {"workers", CFG_AUTO, F(workers), 1, MT_WORKERS_MAX, "auto or an integer from 1 to 64"},
     {"max_message_bytes", CFG_BYTES, F(max_message_bytes), 16, 1 << 30,
      "a size from 16 bytes to 1G (e.g. 1048576 or 1M)"},
     {"max_send_queue_bytes", CFG_BYTES, F(max_send_queue_bytes), 1024, 1 << 30,
@@ -62,13 +65,11 @@ static const cfg_desc_t descs[] = {
     {"handshake_timeout", CFG_SECS, F(handshake_timeout), 1, 3600,
      "a number of seconds from 1 to 3600"},
     {"drain_close_code", CFG_CLOSE, F(drain_close_code), 0, 0, "1001 or 1012"},
-    {"drain_batch_size", CFG_INT, F(drain_batch_size), 1, 1000000,
-     "an integer from 1 to 1000000"},
+    {"drain_batch_size", CFG_INT, F(drain_batch_size), 1, 1000000, "an integer from 1 to 1000000"},
     {"drain_reconnect_jitter", CFG_SECS, F(drain_reconnect_jitter), 0, 3600,
      "a number of seconds from 0 to 3600"},
     {"send_queue_policy", CFG_CHOICE, F(send_queue_policy), 0, 0, "close or drop_oldest"},
-    {"rate_limit", CFG_SECS, F(rate_limit), 0, 1e6,
-     "messages per second from 0 (off) to 1000000"},
+    {"rate_limit", CFG_SECS, F(rate_limit), 0, 1e6, "messages per second from 0 (off) to 1000000"},
     {"rate_limit_burst", CFG_SECS, F(rate_limit_burst), 0, 1e6,
      "a number of messages from 0 (same as rate_limit) to 1000000"},
     {"rate_limit_action", CFG_CHOICE, F(rate_limit_action), 0, 0, "reply or close"},
@@ -131,7 +132,8 @@ void mt_config_init(mt_config_t *cfg)
     cfg->color = mt_xstrdup("blue");
     cfg->heartbeat_interval = 30;
     cfg->graceful_shutdown_timeout = 10;
-    cfg->max_connections = 10000;
+    cfg->max_connections = 0; /* auto */
+    cfg->workers = 1;
     cfg->max_message_bytes = 1 << 20;
     cfg->max_send_queue_bytes = 4 << 20;
     cfg->log_level = MT_LOG_INFO;
@@ -283,6 +285,12 @@ int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const ch
         }
         return 0;
     }
+    case CFG_AUTO:
+        if (strcmp(value, "auto") == 0) {
+            *(int *)(base + d->offset) = 0;
+            return 0;
+        }
+        __attribute__((fallthrough)); /* a number */
     case CFG_INT:
         if (parse_number(value, &v) != 0 || v != floor(v) || v < d->min || v > d->max)
             return bad(d, value, source, err, errlen);
@@ -463,13 +471,13 @@ static int load_env(mt_config_t *cfg, char *err, size_t errlen)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: moontide [--config FILE] [--host H] [--port N] [--color blue|green]\n"
-            "                [--scripts DIR] [--log-level LEVEL] [--help] [--version]\n"
-            "\n"
-            "Serves WebSocket handlers written in Lua, with health endpoints and metrics.\n"
-            "Settings come from FILE (default conf/moontide.lua when it exists), then from\n"
-            "MOONTIDE_<KEY> environment variables, then from these flags.\n");
+    fprintf(f, "usage: moontide [--config FILE] [--host H] [--port N] [--color blue|green]\n"
+               "                [--scripts DIR] [--log-level LEVEL] [--workers N|auto]\n"
+               "                [--help] [--version]\n"
+               "\n"
+               "Serves WebSocket handlers written in Lua, with health endpoints and metrics.\n"
+               "Settings come from FILE (default conf/moontide.lua when it exists), then from\n"
+               "MOONTIDE_<KEY> environment variables, then from these flags.\n");
 }
 
 static const struct {
@@ -477,7 +485,7 @@ static const struct {
     const char *key;
 } flags[] = {
     {"--host", "host"},       {"--port", "port"},           {"--color", "color"},
-    {"--scripts", "scripts"}, {"--log-level", "log_level"},
+    {"--scripts", "scripts"}, {"--log-level", "log_level"}, {"--workers", "workers"},
 };
 
 int mt_config_load(mt_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
@@ -541,4 +549,57 @@ int mt_config_load(mt_config_t *cfg, int argc, char **argv, char *err, size_t er
         i++;
     }
     return 0;
+}
+
+/* The CPU quota of the process's cgroup (v2: cpu.max "quota period"), in
+ * CPUs rounded up; 0 when none is set or it cannot be read. */
+static int cgroup_cpus(void)
+{
+    char path[512] = "/sys/fs/cgroup", line[256];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (f) {
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "0::", 3) == 0) {
+                line[strcspn(line, "\n")] = '\0';
+                snprintf(path, sizeof path, "/sys/fs/cgroup%s", line + 3);
+            }
+        fclose(f);
+    }
+    strncat(path, "/cpu.max", sizeof path - strlen(path) - 1);
+    f = fopen(path, "r");
+    if (!f)
+        return 0;
+    long quota = 0, period = 0;
+    char word[32] = "";
+    int n = fscanf(f, "%31s %ld", word, &period);
+    fclose(f);
+    if (n != 2 || strcmp(word, "max") == 0 || period <= 0)
+        return 0;
+    quota = atol(word);
+    return quota > 0 ? (int)((quota + period - 1) / period) : 0;
+}
+
+int mt_config_cpus(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (n < 1)
+        n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int quota = cgroup_cpus();
+    if (quota > 0 && quota < n)
+        n = quota;
+    return n < 1 ? 1 : n;
+}
+
+void mt_config_resolve(mt_config_t *cfg, long nofile)
+{
+    if (cfg->workers == 0) {
+        int n = mt_config_cpus();
+        cfg->workers = n > MT_WORKERS_MAX ? MT_WORKERS_MAX : n;
+    }
+    if (cfg->max_connections == 0) {
+        long per = nofile - MT_FD_RESERVE;
+        long total = (per > 1 ? per : 1) * cfg->workers;
+        cfg->max_connections = total > 10000000 ? 10000000 : (int)total;
+    }
 }

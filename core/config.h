@@ -36,7 +36,8 @@ typedef struct mt_config {
     char *color;
     double heartbeat_interval;
     double graceful_shutdown_timeout;
-    int max_connections;
+    int max_connections; /* for the whole server; 0: auto (mt_config_resolve) */
+    int workers;         /* processes serving the port; 0: auto (mt_config_resolve) */
     int64_t max_message_bytes;
     int64_t max_send_queue_bytes;
     int log_level;
@@ -62,6 +63,9 @@ typedef struct mt_config {
     int metrics_max_series_per_family; /* series budget, one family */
 } mt_config_t;
 
+#define MT_WORKERS_MAX 64
+#define MT_FD_RESERVE 100 /* descriptors a worker keeps for files, Redis, pipes */
+
 /* mt_config_load results besides 0 and errors. */
 #define MT_CONFIG_EXIT 1 /* --help or --version was printed: exit 0 */
 
@@ -84,6 +88,17 @@ int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const ch
                   char *err, size_t errlen);
 
 void mt_config_free(mt_config_t *cfg);
+
+/**
+ * Turns the "auto" settings into numbers for this machine: workers = the
+ * CPUs the process may run on (its affinity, and a cgroup CPU quota where
+ * one is set), at most MT_WORKERS_MAX; max_connections = workers x (the
+ * open-file limit - MT_FD_RESERVE). nofile is the limit each worker will
+ * have. Can't fail.
+ */
+void mt_config_resolve(mt_config_t *cfg, long nofile);
+/** The CPUs this process may use: affinity, bounded by a cgroup v2 quota. */
+int mt_config_cpus(void);
 
 /** The name of the i-th setting, or NULL past the last (tools, fuzzing). */
 const char *mt_config_key(size_t i);

@@ -4,6 +4,18 @@
 #include "runtime.h"
 
 #include <string.h>
+#include <sys/resource.h>
+
+/* Takes the open-file limit up to its hard limit, as servers that hold
+ * many connections do (the soft limit is often 1024). */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
 
 int main(int argc, char **argv)
 {
@@ -27,6 +39,7 @@ int main(int argc, char **argv)
         mt_config_free(&cfg);
         return rc < 0 ? 2 : 0;
     }
+    raise_nofile();
     if (mt_runtime_init(&rt, &cfg) != 0) {
         mt_runtime_free(&rt);
         return 1;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 static mt_runtime_t *current;
 
@@ -346,6 +347,8 @@ int mt_runtime_assemble(mt_runtime_t *rt, mt_config_t *cfg, int log_fd)
     rt->listener.fd = -1;
     rt->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
+    struct rlimit rl;
+    mt_config_resolve(&rt->cfg, getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)rl.rlim_cur : 1024);
     mt_log_init(&rt->log, log_fd, rt->cfg.log_level, rt->cfg.color);
     /* lws's INFO level writes several lines per frame (the slow-reader
      * spec logged 57 000): even at DEBUG, only its notices come through.
@@ -428,6 +431,7 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
         mt_json_kv_cstr(b, "scripts", rt->cfg.scripts);
         mt_json_kv_cstr(b, "config", rt->cfg.config_path);
         mt_json_kv_cstr(b, "channel_layer", rt->channel.kind);
+        mt_json_kv_int(b, "max_connections", rt->cfg.max_connections);
         mt_json_kv_seconds(b, "startup_seconds", rt->proc.startup_seconds);
         mt_log_end(&rt->log);
     }

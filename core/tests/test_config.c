@@ -34,7 +34,28 @@ int main(void)
     CHECK(cfg.heartbeat_interval == 30 && cfg.graceful_shutdown_timeout == 10);
     CHECK(cfg.max_message_bytes == 1048576 && cfg.log_level == MT_LOG_INFO);
     CHECK(cfg.redis_url == NULL && cfg.config_path == NULL);
+    CHECK(cfg.workers == 1 && cfg.max_connections == 0); /* 0: auto */
+    mt_config_resolve(&cfg, 20000);
+    CHECK(cfg.workers == 1 && cfg.max_connections == 20000 - MT_FD_RESERVE);
     mt_config_free(&cfg);
+
+    /* workers and max_connections: auto or a number, from any source. */
+    char *wargs[] = {"moontide", "--workers", "auto", NULL};
+    setenv("MOONTIDE_MAX_CONNECTIONS", "500", 1);
+    CHECK(load(&cfg, 3, wargs) == 0 && cfg.workers == 0 && cfg.max_connections == 500);
+    mt_config_resolve(&cfg, 1024);
+    CHECK(cfg.workers == mt_config_cpus() && cfg.max_connections == 500);
+    mt_config_free(&cfg);
+    unsetenv("MOONTIDE_MAX_CONNECTIONS");
+    char *w3[] = {"moontide", "--workers", "3", NULL};
+    CHECK(load(&cfg, 3, w3) == 0 && cfg.workers == 3);
+    mt_config_resolve(&cfg, 1100);
+    CHECK(cfg.max_connections == 3 * 1000); /* per worker: the limit less the reserve */
+    mt_config_free(&cfg);
+    char *w0[] = {"moontide", "--workers", "65", NULL};
+    CHECK(load(&cfg, 3, w0) == -1 && strstr(err, "auto or an integer from 1 to 64"));
+    mt_config_free(&cfg);
+    CHECK(mt_config_cpus() >= 1);
 
     char path[] = "/tmp/mt-test-config-XXXXXX";
     int fd = mkstemp(path);
