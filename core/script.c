@@ -151,43 +151,32 @@ static void push_files(lua_State *L, const char *files, int n)
     }
 }
 
-int mt_script_reload(mt_script_t *s, const char *trigger, const char *files, int nfiles,
-                     const char *changed, int n)
+/* Records how a reload ended and logs it: error NULL for success. */
+static void reload_ended(mt_script_t *s, const char *error)
 {
-    lua_State *L = s->L;
-    double t0 = mt_mono();
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_reload);
-    push_files(L, files, nfiles);
-    /* No traceback: a load failure is reported as file:line: message. */
-    int rc = enter(s, 1, 1, 0);
-    s->reload_pause = mt_mono() - t0;
     s->reload_at = mt_now();
-    s->reload_trigger = trigger;
+    s->reload_trigger = s->pending_trigger;
     free(s->reload_error);
-    s->reload_error = NULL;
-    if (rc == 0) {
-        s->generation = (uint64_t)lua_tonumber(L, -1);
+    s->reload_error = error ? mt_xstrdup(error) : NULL;
+    if (!error) {
         s->loaded_at = s->reload_at;
         s->reload_result = "success";
         s->reloads_ok++;
     } else {
-        const char *msg = lua_tostring(L, -1);
-        s->reload_error = mt_xstrdup(msg ? msg : "(error object is not a string)");
         s->reload_result = "failure";
         s->reloads_failed++;
     }
-    lua_pop(L, 1);
-    mt_buf_t *b = rc == 0
+    mt_buf_t *b = !error
                       ? mt_log_begin(s->log, MT_LOG_INFO, "moontide.script", "scripts reloaded", 16)
                       : mt_log_begin(s->log, MT_LOG_ERROR, "moontide.script",
                                      "script reload failed: running generation kept", 45);
     if (b) {
-        mt_json_kv_cstr(b, "trigger", trigger);
+        mt_json_kv_cstr(b, "trigger", s->pending_trigger);
         mt_json_kv_int(b, "generation", (int64_t)s->generation);
         mt_json_key(b, "files");
         mt_buf_addc(b, '[');
-        const char *p = changed;
-        for (int i = 0; i < n; i++) {
+        const char *p = s->pending_changed.data;
+        for (int i = 0; i < s->pending_n; i++) {
             if (i)
                 mt_buf_addc(b, ',');
             mt_json_cstr(b, p);
@@ -200,7 +189,89 @@ int mt_script_reload(mt_script_t *s, const char *trigger, const char *files, int
         mt_json_kv_int(b, "connections", mt_conns_count(s->conns));
         mt_log_end(s->log);
     }
-    return rc == 0 ? 0 : -1;
+    s->prepared = 0;
+}
+
+/* Calls the host's entry point ref with nargs arguments already pushed
+ * above it; no traceback (a load failure is reported as file:line:
+ * message). Adds the time taken to the reload's pause. Returns lua_pcall's
+ * status, the error or result left on the stack. */
+static int reload_step(mt_script_t *s, int ref, int nargs)
+{
+    double t0 = mt_mono();
+    lua_rawgeti(s->L, LUA_REGISTRYINDEX, ref);
+    lua_insert(s->L, -(nargs + 1));
+    int rc = enter(s, nargs, 1, 0);
+    s->reload_pause += mt_mono() - t0;
+    return rc;
+}
+
+int mt_script_prepare(mt_script_t *s, const char *trigger, const char *files, int nfiles,
+                      const char *changed, int n)
+{
+    lua_State *L = s->L;
+    s->reload_pause = 0;
+    s->pending_trigger = trigger;
+    mt_buf_reset(&s->pending_changed);
+    const char *p = changed;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(p) + 1;
+        mt_buf_add(&s->pending_changed, p, len);
+        p += len;
+    }
+    s->pending_n = n;
+    push_files(L, files, nfiles);
+    int rc = reload_step(s, s->ref_prepare, 1);
+    if (rc != 0) {
+        const char *msg = lua_tostring(L, -1);
+        char *copy = mt_xstrdup(msg ? msg : "(error object is not a string)");
+        lua_pop(L, 1);
+        reload_ended(s, copy);
+        free(copy);
+        return -1;
+    }
+    lua_pop(L, 1);
+    s->prepared = 1;
+    return 0;
+}
+
+int mt_script_commit(mt_script_t *s)
+{
+    lua_State *L = s->L;
+    if (!s->prepared)
+        return -1;
+    int rc = reload_step(s, s->ref_commit, 0);
+    if (rc != 0) { /* not expected: on_reload errors are caught in Lua */
+        const char *msg = lua_tostring(L, -1);
+        char *copy = mt_xstrdup(msg ? msg : "(error object is not a string)");
+        lua_pop(L, 1);
+        reload_ended(s, copy);
+        free(copy);
+        return -1;
+    }
+    s->generation = (uint64_t)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    reload_ended(s, NULL);
+    return 0;
+}
+
+void mt_script_abort(mt_script_t *s, const char *why)
+{
+    if (!s->prepared)
+        return;
+    if (reload_step(s, s->ref_abort, 0) != 0)
+        report(s, "reload abort", NULL);
+    else
+        lua_pop(s->L, 1);
+    reload_ended(s, why);
+}
+
+int mt_script_reload(mt_script_t *s, const char *trigger, const char *files, int nfiles,
+                     const char *changed, int n)
+{
+    if (mt_script_prepare(s, trigger, files, nfiles, changed, n) != 0)
+        return -1;
+    return mt_script_commit(s);
 }
 
 int mt_script_init(mt_script_t *s, const mt_config_t *cfg, mt_log_t *log, mt_stats_t *stats,
@@ -269,14 +340,17 @@ int mt_script_init(mt_script_t *s, const mt_config_t *cfg, mt_log_t *log, mt_sta
     s->ref_close = ref_field(L, host, "close");
     s->ref_timer = ref_field(L, host, "timer");
     s->ref_match = ref_field(L, host, "match");
-    s->ref_reload = ref_field(L, host, "reload");
+    s->ref_prepare = ref_field(L, host, "prepare");
+    s->ref_commit = ref_field(L, host, "commit");
+    s->ref_abort = ref_field(L, host, "abort");
     s->ref_redis_reply = ref_field(L, host, "redis_reply");
     s->ref_readiness = ref_field(L, host, "readiness");
     s->ref_alerts_tick = ref_field(L, host, "alerts_tick");
     s->ref_alerts_json = ref_field(L, host, "alerts_json");
     lua_settop(L, 1);
     if (s->ref_open == LUA_NOREF || s->ref_message == LUA_NOREF || s->ref_close == LUA_NOREF ||
-        s->ref_timer == LUA_NOREF || s->ref_match == LUA_NOREF || s->ref_reload == LUA_NOREF ||
+        s->ref_timer == LUA_NOREF || s->ref_match == LUA_NOREF || s->ref_prepare == LUA_NOREF ||
+        s->ref_commit == LUA_NOREF || s->ref_abort == LUA_NOREF ||
         s->ref_redis_reply == LUA_NOREF || s->ref_readiness == LUA_NOREF ||
         s->ref_alerts_tick == LUA_NOREF || s->ref_alerts_json == LUA_NOREF) {
         lua_pushliteral(L, "moontide.host lacks one of its entry points");
@@ -293,6 +367,7 @@ void mt_script_free(mt_script_t *s)
     s->L = NULL;
     free(s->reload_error);
     s->reload_error = NULL;
+    mt_buf_free(&s->pending_changed);
 }
 
 /* Copies the string at stack index idx into out[outlen] ("" if not one). */

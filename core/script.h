@@ -51,7 +51,7 @@ typedef struct mt_script {
     mt_log_t *log;
     mt_stats_t *stats;       /* handler_error */
     const mt_conns_t *conns; /* counted in reload log lines */
-    int ref_open, ref_message, ref_close, ref_timer, ref_match, ref_reload;
+    int ref_open, ref_message, ref_close, ref_timer, ref_match, ref_prepare, ref_commit, ref_abort;
     int ref_redis_reply, ref_readiness, ref_alerts_tick, ref_alerts_json;
     double deadline;  /* monotonic end of the running event's budget; 0: none */
     int budget_hit;   /* the running event was interrupted by the budget */
@@ -64,6 +64,11 @@ typedef struct mt_script {
     const char *reload_trigger; /* "watch" | "signal" | "admin" */
     char *reload_error;      /* failure text (file:line: message), or NULL */
     const char *ffi_entry;   /* the FFI function running now, or NULL */
+    /* The reload in progress, between prepare and commit or abort. */
+    int prepared;
+    const char *pending_trigger;
+    mt_buf_t pending_changed; /* pending_n NUL-terminated names */
+    int pending_n;
     uint64_t reloads_ok, reloads_failed; /* moontide_script_reloads_total */
     size_t memory;                       /* bytes the state held when last sampled */
 } mt_script_t;
@@ -141,6 +146,17 @@ void mt_script_timer(mt_script_t *s, uint64_t timer);
  */
 int mt_script_reload(mt_script_t *s, const char *trigger, const char *files, int nfiles,
                      const char *changed, int n);
+/**
+ * The two halves of a reload, for a server of several workers that must
+ * switch all or none: prepare loads the next generation beside the running
+ * one (0, or -1: failed, logged and counted, nothing changed); commit
+ * switches to it (0, logged and counted); abort drops it, recording why
+ * (the reload counts as failed). mt_script_reload is prepare + commit.
+ */
+int mt_script_prepare(mt_script_t *s, const char *trigger, const char *files, int nfiles,
+                      const char *changed, int n);
+int mt_script_commit(mt_script_t *s);
+void mt_script_abort(mt_script_t *s, const char *why);
 /** Passes a Redis reply (a redisReply, or NULL when the link dropped)
  *  to the script that sent command id. */
 void mt_script_redis_reply(mt_script_t *s, uint64_t id, void *reply);

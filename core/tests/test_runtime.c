@@ -72,6 +72,18 @@ int main(int argc, char **argv)
     CHECK(mt_script_match(&rt.script, "/ws/chat/x/", 11, NULL, pattern, sizeof pattern, NULL,
                           0) == 1);
 
+    /* Two halves: prepared is not switched; abort keeps the running one. */
+    write_file("handlers/chat.lua", "return { on_message = function() end }\n");
+    CHECK(mt_script_prepare(&rt.script, "test", NULL, 0, NULL, 0) == 0);
+    CHECK(rt.script.generation == 2 && rt.script.prepared);
+    mt_script_abort(&rt.script, "worker 2: broken");
+    CHECK(rt.script.generation == 2 && !rt.script.prepared && rt.script.reloads_failed == 2);
+    CHECK_STR(rt.script.reload_error, "worker 2: broken");
+    CHECK(mt_script_commit(&rt.script) == -1); /* nothing prepared */
+    CHECK(mt_script_prepare(&rt.script, "test", NULL, 0, NULL, 0) == 0);
+    CHECK(mt_script_commit(&rt.script) == 0);
+    CHECK(rt.script.generation == 3 && rt.script.reloads_ok == 2);
+
     mt_runtime_free(&rt);
     CHECK(mt_runtime_current() == NULL);
     char cmd[600];

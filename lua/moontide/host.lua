@@ -15,7 +15,9 @@
 -- old generation are cancelled (old code never runs again), each open
 -- connection moves to its route's new handler and that handler's
 -- on_reload(conn) runs (the place to migrate conn.state or restart
--- timers); a connection whose route is gone is closed with 1012.
+-- timers); a connection whose route is gone is closed with 1012. The two
+-- halves are separate (prepare, then commit or abort) so that a server of
+-- several workers switches all of them or none; reload() does both.
 --
 -- Routes come from the `routes` module in the scripts directory: a list
 -- of { path = "/ws/chat/{room}/", handler = "handlers.chat" } (add
@@ -208,10 +210,31 @@ local function run_on_reload(conn)
     end
 end
 
---- Loads the script set as a new generation; see the module comment.
--- files: the .lua files to compile first. Returns the new generation, or
--- raises with the failure (file:line: message) and changes nothing.
-function _M.reload(files)
+-- A generation loaded by prepare() and not yet switched to.
+local pending
+
+-- Puts back the app modules a failed or abandoned load replaced.
+local function restore(saved)
+    for name in pairs(package.loaded) do
+        if is_app_module(name) then
+            package.loaded[name] = nil
+        end
+    end
+    for name, mod in pairs(saved) do
+        package.loaded[name] = mod
+    end
+    moontide._cancel_timers_except(generation) -- any the new load started
+    moontide._set_generation(generation)
+end
+
+--- Loads the script set as the next generation without switching to it:
+-- the running one keeps serving until commit(). files: the .lua files to
+-- compile first. Raises with the failure (file:line: message) and changes
+-- nothing. A prepared generation not yet committed is abandoned first.
+function _M.prepare(files)
+    if pending then
+        _M.abort()
+    end
     local saved = {}
     for name, mod in pairs(package.loaded) do
         if is_app_module(name) then
@@ -219,8 +242,7 @@ function _M.reload(files)
             package.loaded[name] = nil
         end
     end
-    local next_generation = generation + 1
-    moontide._set_generation(next_generation)
+    moontide._set_generation(generation + 1)
     local new_health, new_alerts
     local ok, new_routes = pcall(function()
         compile_all(files)
@@ -230,23 +252,33 @@ function _M.reload(files)
         return r
     end)
     if not ok then
-        for name in pairs(package.loaded) do
-            if is_app_module(name) then
-                package.loaded[name] = nil
-            end
-        end
-        for name, mod in pairs(saved) do
-            package.loaded[name] = mod
-        end
-        moontide._cancel_timers_except(generation) -- any the failed load started
-        moontide._set_generation(generation)
+        restore(saved)
         error(new_routes, 0)
     end
+    -- Events until the commit run the running generation's code.
+    moontide._set_generation(generation)
+    pending = { routes = new_routes, health = new_health, alerts = new_alerts, saved = saved }
+end
 
-    generation = next_generation
-    routes = new_routes
-    health = new_health
-    alerts.use(new_alerts)
+--- Drops the prepared generation; the running one stays.
+function _M.abort()
+    if pending then
+        local p = pending
+        pending = nil
+        restore(p.saved)
+    end
+end
+
+--- Switches to the prepared generation, between two events: see the
+-- module comment. Returns the new generation.
+function _M.commit()
+    local p = assert(pending, "no generation prepared")
+    pending = nil
+    generation = generation + 1
+    moontide._set_generation(generation)
+    routes = p.routes
+    health = p.health
+    alerts.use(p.alerts)
     moontide._cancel_timers_except(generation)
     local by_path = {}
     for _, r in ipairs(routes) do
@@ -262,6 +294,14 @@ function _M.reload(files)
         end
     end
     return generation
+end
+
+--- Loads the script set as a new generation and switches to it at once
+-- (prepare, then commit). Returns the new generation, or raises with the
+-- failure and changes nothing.
+function _M.reload(files)
+    _M.prepare(files)
+    return _M.commit()
 end
 
 local function find(path)

@@ -123,4 +123,44 @@ describe("moontide.host reload", function()
         assert.same({ type = "heartbeat_ack" }, a:receive())
         assert.equal("/ws/chat/{room}/", host.match("/ws/chat/x/"))
     end)
+
+    it("prepares a generation without switching to it; commit switches, abort drops it", function()
+        local rt = testing.new()
+        local a = rt:connect("/ws/chat/lobby/")
+        local old_handler = a.conn._route.handler
+        package.preload.routes = function()
+            return { { path = "/ws/new/{room}/", handler = "handlers.chat" } }
+        end
+        finally(function()
+            package.preload.routes, package.loaded.routes = nil, nil
+        end)
+        host.prepare()
+        -- prepared, not switched: the old routes and code still serve
+        assert.equal("/ws/chat/{room}/", host.match("/ws/chat/x/"))
+        assert.is_nil(host.match("/ws/new/x/"))
+        assert.equal(old_handler, a.conn._route.handler)
+        host.abort()
+        assert.equal("/ws/chat/{room}/", host.match("/ws/chat/x/"))
+        host.abort() -- nothing prepared: nothing to do
+        assert.has_error(function() host.commit() end, "no generation prepared")
+
+        host.prepare()
+        local g = host.commit()
+        assert.is_number(g)
+        assert.equal("/ws/new/{room}/", host.match("/ws/new/x/"))
+        assert.is_nil(host.match("/ws/chat/x/"))
+        assert.equal(1012, a.close_code) -- its route is gone
+    end)
+
+    it("runs timers of the running generation until the commit", function()
+        local rt = testing.new()
+        local fired = 0
+        moontide.timer.every(1, function() fired = fired + 1 end)
+        host.prepare()
+        rt:advance(2)
+        assert.equal(2, fired) -- still the running generation's
+        host.commit()
+        rt:advance(2)
+        assert.equal(2, fired) -- cancelled with its generation
+    end)
 end)
