@@ -22,6 +22,7 @@ void mt_log_init(mt_log_t *log, int fd, int threshold, const char *color)
     log->fd = fd;
     log->threshold = threshold;
     snprintf(log->color, sizeof log->color, "%s", color ? color : "");
+    log->worker = -1;
     log->cached_sec = (time_t)-1;
 }
 
@@ -81,6 +82,8 @@ mt_buf_t *mt_log_begin(mt_log_t *log, int level, const char *logger, const char 
     mt_json_kv_str(&log->line, "message", msg, msg_len);
     if (log->color[0])
         mt_json_kv_cstr(&log->line, "color", log->color);
+    if (log->worker >= 0)
+        mt_json_kv_int(&log->line, "worker", log->worker);
     return &log->line;
 }
 

@@ -2,8 +2,10 @@
  * log.h - structured JSON logging: one object per line.
  *
  * Every line carries timestamp (RFC 3339, UTC, milliseconds), level,
- * logger, message and the instance's color, then any fields the caller
- * adds between mt_log_begin and mt_log_end. Strings go through the JSON
+ * logger, message and the instance's color, in a server of several
+ * workers the process's number (worker: 0 the supervisor, 1..N the
+ * workers), then any fields the caller adds between mt_log_begin and
+ * mt_log_end. Strings go through the JSON
  * writer, so a line always parses whatever a client sent.
  *
  * Owns: one reusable line buffer. Lines are written with write(2) to one
@@ -31,6 +33,7 @@ typedef struct mt_log {
     int threshold;      /* lines below this level are not built at all */
     int fd;
     char color[16];
+    int worker; /* -1: one process, no field */
     mt_buf_t line;
     int in_line;        /* between begin and end */
     time_t cached_sec;  /* the second ts_prefix was formatted for */

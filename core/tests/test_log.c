@@ -45,6 +45,10 @@ int main(void)
     CHECK(mt_log_level_parse("loud") == -1);
     CHECK_STR(mt_log_level_name(MT_LOG_DEBUG), "DEBUG");
     CHECK(log.lines == 2);
+    CHECK(strstr(line, "worker") == NULL); /* one process: no field */
+    log.worker = 2;
+    mt_log_msg(&log, MT_LOG_INFO, "test", "from a worker");
+    CHECK(strstr(drain(p[0]), "\"color\":\"green\",\"worker\":2}") != NULL);
     mt_log_free(&log);
     return CHECK_DONE();
 }
