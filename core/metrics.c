@@ -470,3 +470,194 @@ int mt_metrics_negotiate(const char *accept, const char **content_type)
     *content_type = om ? MT_METRICS_CT_OPENMETRICS : MT_METRICS_CT_TEXT;
     return om;
 }
+
+/* -- Snapshots ---------------------------------------------------------- */
+
+#define SNAP_MAGIC 0x3153544du /* "MTS1" */
+
+static void put_u32(mt_buf_t *b, uint32_t v)
+{
+    mt_buf_add(b, &v, sizeof v);
+}
+
+static void put_bytes(mt_buf_t *b, const void *p, uint32_t n)
+{
+    put_u32(b, n);
+    mt_buf_add(b, p, n);
+}
+
+void mt_metrics_snapshot(const mt_metrics_t *m, mt_buf_t *out)
+{
+    put_u32(out, SNAP_MAGIC);
+    put_u32(out, m->nfamilies);
+    for (uint32_t i = 0; i < m->nfamilies; i++) {
+        const mt_family_t *f = m->families[i];
+        put_u32(out, (uint32_t)f->type | (uint32_t)f->merge << 8);
+        put_bytes(out, f->name, (uint32_t)strlen(f->name));
+        put_bytes(out, f->help, (uint32_t)strlen(f->help));
+        put_u32(out, (uint32_t)f->nlabels);
+        for (int k = 0; k < f->nlabels; k++)
+            put_bytes(out, f->label_names[k], (uint32_t)strlen(f->label_names[k]));
+        put_u32(out, (uint32_t)f->nbounds);
+        mt_buf_add(out, f->bounds, (size_t)f->nbounds * sizeof *f->bounds);
+        put_u32(out, f->nseries);
+        for (uint32_t j = 0; j < f->nseries; j++) {
+            const mt_series_t *s = f->series[j];
+            put_bytes(out, s->labels, s->labels_len);
+            mt_buf_add(out, &s->value, sizeof s->value);
+            mt_buf_add(out, &s->count, sizeof s->count);
+            mt_buf_add(out, s->buckets, (size_t)f->nbounds * sizeof *s->buckets);
+        }
+    }
+}
+
+/* A reader over a snapshot; any read past its end sets bad. */
+typedef struct reader {
+    const uint8_t *p, *end;
+    int bad;
+} reader_t;
+
+static const void *take(reader_t *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const void *at = r->p;
+    r->p += n;
+    return at;
+}
+
+static uint32_t get_u32(reader_t *r)
+{
+    uint32_t v = 0;
+    const void *p = take(r, sizeof v);
+    if (p)
+        memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* A length-prefixed string, copied NUL-terminated into a new buffer. */
+static char *get_str(reader_t *r)
+{
+    uint32_t n = get_u32(r);
+    const char *p = take(r, n);
+    return p ? mt_xstrndup(p, n) : NULL;
+}
+
+/* The series with this rendered label string, made if new (budget as
+ * mt_metrics_series). */
+static mt_series_t *series_by_labels(mt_metrics_t *m, mt_family_t *f, const char *labels,
+                                     uint32_t len)
+{
+    uint32_t h = mt_hash(labels, len);
+    if (f->nhash)
+        for (mt_series_t *s = f->hash[h & (f->nhash - 1)]; s; s = s->next)
+            if (s->hash == h && s->labels_len == len && memcmp(s->labels, labels, len) == 0)
+                return s;
+    if (f->nseries >= m->max_per_family || m->total_series >= m->max_series) {
+        m->dropped++;
+        return NULL;
+    }
+    mt_series_t *s = mt_xcalloc(1, sizeof *s);
+    init_series(f, s);
+    s->labels = mt_xstrndup(labels, len);
+    s->labels_len = len;
+    s->hash = h;
+    if (f->nseries == f->capseries) {
+        f->capseries = f->capseries ? f->capseries * 2 : 8;
+        f->series = mt_xrealloc(f->series, f->capseries * sizeof *f->series);
+    }
+    f->series[f->nseries++] = s;
+    m->total_series++;
+    if (f->nseries > f->nhash) {
+        rehash(f);
+    } else {
+        s->next = f->hash[h & (f->nhash - 1)];
+        f->hash[h & (f->nhash - 1)] = s;
+    }
+    return s;
+}
+
+static void merge_gauge(mt_series_t *s, mt_merge_t rule, double v)
+{
+    if (!s->merged || rule == MT_MERGE_SUM)
+        s->value = s->merged ? s->value + v : v;
+    else if (rule == MT_MERGE_MIN ? v < s->value : v > s->value)
+        s->value = v;
+    s->merged = 1;
+}
+
+int mt_metrics_merge(mt_metrics_t *m, const void *snap, size_t len, int counters_only,
+                     uint32_t *conflicts)
+{
+    reader_t r = {snap, (const uint8_t *)snap + len, 0};
+    if (get_u32(&r) != SNAP_MAGIC)
+        return -1;
+    uint32_t nfamilies = get_u32(&r);
+    for (uint32_t i = 0; i < nfamilies && !r.bad; i++) {
+        uint32_t kind = get_u32(&r);
+        mt_metric_type_t type = (mt_metric_type_t)(kind & 0xff);
+        mt_merge_t rule = (mt_merge_t)(kind >> 8);
+        char *name = get_str(&r), *help = get_str(&r);
+        uint32_t nlabels = get_u32(&r);
+        char *labels[16] = {0};
+        for (uint32_t k = 0; k < nlabels && k < 16; k++)
+            labels[k] = get_str(&r);
+        uint32_t nbounds = get_u32(&r);
+        const double *bounds = take(&r, (size_t)nbounds * sizeof(double));
+        uint32_t nseries = get_u32(&r);
+        mt_family_t *f = NULL;
+        char err[160];
+        int skip = r.bad || nlabels > 16 || type > MT_METRIC_HISTOGRAM ||
+                   (counters_only && type == MT_METRIC_GAUGE);
+        if (!skip) {
+            /* Copied: the snapshot's bytes need not be aligned for doubles. */
+            double copy[64];
+            int nb = nbounds <= 64 ? (int)nbounds : 64;
+            if (bounds)
+                memcpy(copy, bounds, (size_t)nb * sizeof(double));
+            if (mt_metrics_family(m, type, name, help, (const char *const *)labels, (int)nlabels,
+                                  type == MT_METRIC_HISTOGRAM ? copy : NULL, nb, &f, err,
+                                  sizeof err) != 0) {
+                f = NULL;
+                if (conflicts)
+                    (*conflicts)++;
+            } else {
+                f->merge = rule;
+            }
+        }
+        for (uint32_t j = 0; j < nseries && !r.bad; j++) {
+            uint32_t llen = get_u32(&r);
+            const char *lab = take(&r, llen);
+            double v;
+            uint64_t count;
+            const void *pv = take(&r, sizeof v), *pc = take(&r, sizeof count);
+            const uint8_t *pb = take(&r, (size_t)nbounds * sizeof(uint64_t));
+            if (r.bad || !f)
+                continue;
+            memcpy(&v, pv, sizeof v);
+            memcpy(&count, pc, sizeof count);
+            mt_series_t *s = series_by_labels(m, f, lab, llen);
+            if (!s)
+                continue;
+            if (type == MT_METRIC_GAUGE) {
+                merge_gauge(s, rule, v);
+                continue;
+            }
+            s->value += v;
+            s->count += count;
+            for (int k = 0; k < f->nbounds && (uint32_t)k < nbounds; k++) {
+                uint64_t c;
+                memcpy(&c, pb + (size_t)k * sizeof c, sizeof c);
+                s->buckets[k] += c;
+            }
+            s->merged = 1;
+        }
+        free(name);
+        free(help);
+        for (uint32_t k = 0; k < 16; k++)
+            free(labels[k]);
+    }
+    return r.bad ? -1 : 0;
+}

@@ -31,6 +31,10 @@
 
 typedef enum { MT_METRIC_COUNTER, MT_METRIC_GAUGE, MT_METRIC_HISTOGRAM } mt_metric_type_t;
 
+/* How a gauge's values from several workers make the server's: summed
+ * (connections, memory), or the least or greatest (readiness, lag). */
+typedef enum { MT_MERGE_SUM, MT_MERGE_MIN, MT_MERGE_MAX } mt_merge_t;
+
 struct mt_family;
 
 typedef struct mt_series {
@@ -41,6 +45,7 @@ typedef struct mt_series {
     char *labels;       /* rendered: color="blue",type="x" */
     uint32_t labels_len;
     uint32_t hash;
+    uint8_t merged;         /* a merge gave it a value (mt_metrics_merge) */
     struct mt_series *next; /* hash chain */
 } mt_series_t;
 
@@ -58,6 +63,7 @@ typedef struct mt_family {
     uint32_t nhash;
     mt_series_t sink;
     int warned; /* budget warning logged */
+    mt_merge_t merge; /* gauges, across workers */
 } mt_family_t;
 
 typedef struct mt_metrics {
@@ -137,6 +143,23 @@ int mt_metrics_negotiate(const char *accept, const char **content_type);
 /** Renders a label pair as series labels hold it: key="escaped value". */
 void mt_metrics_label_pair(mt_buf_t *out, const char *key, size_t klen, const char *value,
                            size_t vlen);
+
+/**
+ * Appends a snapshot of every family and series (not the sinks) to out,
+ * in a binary form mt_metrics_merge reads: how a worker shows its
+ * registry to the worker that answers a scrape.
+ */
+void mt_metrics_snapshot(const mt_metrics_t *m, mt_buf_t *out);
+/**
+ * Adds a snapshot into m: families are declared as the snapshot has them
+ * (one m holds differently is skipped and counted in *conflicts, may be
+ * NULL), series matched by their labels. Counters and histograms add up;
+ * gauges combine by their family's merge rule; counters_only skips the
+ * gauges (what an exited worker leaves behind). 0, or -1 for a snapshot
+ * that is not one (nothing more is read from it).
+ */
+int mt_metrics_merge(mt_metrics_t *m, const void *snap, size_t len, int counters_only,
+                     uint32_t *conflicts);
 
 /** Appends a sample value as the exposition writes it (NaN, +Inf, ...). */
 void mt_metrics_format_value(mt_buf_t *out, double v);

@@ -141,8 +141,88 @@ static void test_budget(void)
     mt_metrics_free(&m);
 }
 
+/* One worker's registry: a counter, two gauges, a histogram. */
+static void worker_registry(mt_metrics_t *m, double conns, double lag, double obs)
+{
+    mt_metrics_init(m, "blue", 100, 100);
+    mt_family_t *c, *g, *lagf, *h;
+    const char *lab[] = {"type"};
+    CHECK(mt_metrics_family(m, MT_METRIC_COUNTER, "sent_total", "h", lab, 1, NULL, 0, &c, err,
+                            sizeof err) == 0);
+    CHECK(mt_metrics_family(m, MT_METRIC_GAUGE, "conns", "h", NULL, 0, NULL, 0, &g, err,
+                            sizeof err) == 0);
+    CHECK(mt_metrics_family(m, MT_METRIC_GAUGE, "lag", "h", NULL, 0, NULL, 0, &lagf, err,
+                            sizeof err) == 0);
+    lagf->merge = MT_MERGE_MAX;
+    double bounds[] = {1, 2};
+    CHECK(mt_metrics_family(m, MT_METRIC_HISTOGRAM, "dur", "h", NULL, 0, bounds, 2, &h, err,
+                            sizeof err) == 0);
+    const char *x[] = {"x"}, *y[] = {"y"};
+    mt_metric_add(mt_metrics_series(m, c, x, NULL), 3);
+    mt_metric_add(mt_metrics_series(m, c, y, NULL), 1);
+    mt_metric_set(mt_metrics_series(m, g, NULL, NULL), conns);
+    mt_metric_set(mt_metrics_series(m, lagf, NULL, NULL), lag);
+    mt_metric_observe(mt_metrics_series(m, h, NULL, NULL), obs);
+}
+
+static void test_snapshot_merge(void)
+{
+    mt_metrics_t w1, w2, all;
+    worker_registry(&w1, 10, 0.5, 0.5);
+    worker_registry(&w2, 20, 0.1, 1.5);
+    mt_buf_t s1 = MT_BUF_INIT, s2 = MT_BUF_INIT;
+    mt_metrics_snapshot(&w1, &s1);
+    mt_metrics_snapshot(&w2, &s2);
+    mt_metrics_init(&all, "blue", 100, 100);
+    uint32_t conflicts = 0;
+    CHECK(mt_metrics_merge(&all, s1.data, s1.len, 0, &conflicts) == 0);
+    CHECK(mt_metrics_merge(&all, s2.data, s2.len, 0, &conflicts) == 0);
+    CHECK(conflicts == 0);
+    const char *tx[] = {"type=\"x\""};
+    CHECK(mt_metrics_sum(&all, "sent_total", tx, 1, MT_READ_VALUE, 0) == 6);
+    CHECK(mt_metrics_sum(&all, "sent_total", NULL, 0, MT_READ_VALUE, 0) == 8);
+    CHECK(mt_metrics_sum(&all, "conns", NULL, 0, MT_READ_VALUE, 0) == 30); /* summed */
+    CHECK(mt_metrics_sum(&all, "lag", NULL, 0, MT_READ_VALUE, 0) == 0.5);  /* the greatest */
+    CHECK(mt_metrics_sum(&all, "dur", NULL, 0, MT_READ_COUNT, 0) == 2);
+    CHECK(mt_metrics_sum(&all, "dur", NULL, 0, MT_READ_VALUE, 0) == 2.0);
+    CHECK(mt_metrics_sum(&all, "dur", NULL, 0, MT_READ_BUCKET, 1) == 1);
+    CHECK(mt_metrics_sum(&all, "dur", NULL, 0, MT_READ_BUCKET, 2) == 2);
+    const char *text = render(&all, 0);
+    CHECK(strstr(text, "sent_total{color=\"blue\",type=\"x\"} 6") != NULL);
+
+    /* What an exited worker leaves: its counters and histograms only. */
+    mt_metrics_t retired;
+    mt_metrics_init(&retired, "blue", 100, 100);
+    CHECK(mt_metrics_merge(&retired, s1.data, s1.len, 1, NULL) == 0);
+    CHECK(mt_metrics_find(&retired, "conns") == NULL);
+    CHECK(mt_metrics_sum(&retired, "sent_total", NULL, 0, MT_READ_VALUE, 0) == 4);
+
+    /* A family defined otherwise here is skipped, and counted. */
+    mt_metrics_t other;
+    mt_metrics_init(&other, "blue", 100, 100);
+    mt_family_t *f;
+    CHECK(mt_metrics_family(&other, MT_METRIC_GAUGE, "sent_total", "other", NULL, 0, NULL, 0, &f,
+                            err, sizeof err) == 0);
+    conflicts = 0;
+    CHECK(mt_metrics_merge(&other, s1.data, s1.len, 0, &conflicts) == 0 && conflicts == 1);
+    CHECK(mt_metrics_sum(&other, "conns", NULL, 0, MT_READ_VALUE, 0) == 10);
+
+    /* Not a snapshot, or a cut one. */
+    CHECK(mt_metrics_merge(&other, "junk", 4, 0, NULL) == -1);
+    CHECK(mt_metrics_merge(&other, s1.data, s1.len / 2, 0, NULL) == -1);
+
+    mt_buf_free(&s1);
+    mt_buf_free(&s2);
+    mt_metrics_free(&w1);
+    mt_metrics_free(&w2);
+    mt_metrics_free(&all);
+    mt_metrics_free(&retired);
+    mt_metrics_free(&other);
+}
+
 int main(void)
 {
+    test_snapshot_merge();
     test_counter_and_escaping();
     test_histogram();
     test_values();
