@@ -6,8 +6,11 @@
  *   echo       closed loop per connection: send a heartbeat, await the ack,
  *              repeat. Reports msg/s and round-trip p50/p95/p99/max.
  *   broadcast  N members in one room; S of them send messages at a total
- *              rate R, each carrying its send time. Reports deliveries/s,
- *              fan-out latency percentiles and loss (expected - received).
+ *              rate R, each carrying its send time, its sender and the
+ *              sender's message number. Reports deliveries/s, fan-out
+ *              latency percentiles, loss (expected - received), and per
+ *              sender: deliveries out of order (duplicates or late) and
+ *              numbers skipped.
  *   connect    opens C connections, holds them, reports the connect rate,
  *              failures and the server's RSS per connection (--pid).
  *   mixed      the soak's traffic: C connections over --rooms rooms, doing
@@ -55,6 +58,8 @@ typedef struct {
     double sent_at;  /* echo: when the outstanding heartbeat went */
     int waiting;     /* echo: a heartbeat is in flight */
     int closing;     /* mixed: our close frame went; await the server's */
+    uint32_t seq;    /* broadcast: this sender's next message number */
+    uint32_t *next;  /* broadcast: per sender, the number expected next */
 } conn_t;
 
 static struct {
@@ -67,6 +72,9 @@ static struct {
 } opt = {"127.0.0.1", 0, MODE_ECHO, 100, 1, 0, 1, 5, 1000, 0, "bench", 1, 1 << 20};
 
 static conn_t *conns;
+/* Broadcast: deliveries out of order per sender (a number below the one
+ * expected: a duplicate or a late one) and numbers skipped (lost). */
+static uint64_t out_of_order, skipped;
 static int ep;
 static double *lat;        /* latency samples (seconds) */
 static size_t nlat, caplat;
@@ -194,10 +202,23 @@ static void on_message(conn_t *c, const char *p, size_t n)
         }
         heartbeat(c);
     } else if (opt.mode == MODE_BROADCAST) {
-        /* {"type":"message","text":"<send time>",...} in any key order */
+        /* {"type":"message","text":"<send time> <sender> <seq>",...} in any
+         * key order */
         const char *t = memmem(p, n, "\"text\":\"", 8);
-        if (t)
-            sample(now() - strtod(t + 8, NULL));
+        if (t) {
+            char *end;
+            sample(now() - strtod(t + 8, &end));
+            unsigned sender, seq;
+            if (c->next && sscanf(end, " %u %u", &sender, &seq) == 2 &&
+                sender < (unsigned)opt.senders) {
+                if (seq < c->next[sender])
+                    out_of_order++;
+                else {
+                    skipped += seq - c->next[sender];
+                    c->next[sender] = seq + 1;
+                }
+            }
+        }
     }
 }
 
@@ -507,6 +528,9 @@ int main(int argc, char **argv)
         usage();
     ep = epoll_create1(0);
     conns = calloc((size_t)opt.nconns, sizeof *conns);
+    if (opt.mode == MODE_BROADCAST && conns)
+        for (int i = 0; i < opt.nconns; i++)
+            conns[i].next = calloc((size_t)opt.senders, sizeof(uint32_t));
     long rss0 = opt.pid ? rss_kb(opt.pid) : -1;
 
     /* Open everything, a window of handshakes at a time. */
@@ -570,8 +594,10 @@ int main(int argc, char **argv)
                 conn_t *c = &conns[tick++ % (uint64_t)(opt.senders < opt.nconns ? opt.senders
                                                                                : opt.nconns)];
                 if (c->state == ST_OPEN) {
-                    char msg[96];
-                    int n = snprintf(msg, sizeof msg, "{\"type\":\"message\",\"text\":\"%.9f\"}", t);
+                    char msg[128];
+                    int n =
+                        snprintf(msg, sizeof msg, "{\"type\":\"message\",\"text\":\"%.9f %d %u\"}",
+                                 t, (int)(c - conns), c->seq++);
                     send_text(c, msg, (size_t)n);
                 }
                 next_send += 1.0 / opt.rate;
@@ -625,12 +651,13 @@ int main(int argc, char **argv)
     else
         printf("{\"mode\":\"broadcast\",\"members\":%llu,\"senders\":%d,\"rate\":%.0f,"
                "\"seconds\":%.3f,\"sent\":%llu,\"expected\":%llu,\"received\":%llu,"
-               "\"loss\":%lld,\"deliveries_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-               "\"max_ms\":%.3f}\n",
+               "\"loss\":%lld,\"out_of_order\":%llu,\"skipped\":%llu,"
+               "\"deliveries_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
                (unsigned long long)opened, opt.senders, opt.rate, elapsed,
                (unsigned long long)sent_in_run, (unsigned long long)(sent_in_run * opened),
                (unsigned long long)received,
                (long long)(sent_in_run * opened) - (long long)received,
+               (unsigned long long)out_of_order, (unsigned long long)skipped,
                (double)received / span, pct(0.5) * 1e3, pct(0.99) * 1e3, pct(1) * 1e3);
     return 0;
 }
