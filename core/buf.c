@@ -92,6 +92,8 @@ void mt_buf_reserve(mt_buf_t *b, size_t n)
 
 void mt_buf_add(mt_buf_t *b, const void *p, size_t n)
 {
+    if (n == 0) /* p may be NULL then */
+        return;
     mt_buf_reserve(b, n);
     memcpy(b->data + b->len, p, n);
     b->len += n;
