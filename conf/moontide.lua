@@ -7,7 +7,8 @@ return {
     color = "blue",                 -- blue | green: labels logs and metrics
     heartbeat_interval = 30,        -- seconds between WebSocket pings
     graceful_shutdown_timeout = 10, -- seconds a drain may take
-    max_connections = 10000,
+    workers = "auto",               -- processes on the one port: one per CPU
+    max_connections = "auto",       -- the server's; auto: what the fd limit allows
     max_message_bytes = "1M",       -- larger messages close with 1009
     max_send_queue_bytes = "4M",    -- per connection; past it: close 1013
     log_level = "INFO",
