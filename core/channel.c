@@ -2,11 +2,15 @@
 #include "channel.h"
 
 #include "clock.h"
+#include "status.h"
+
+#include <string.h>
 
 void mt_channel_init(mt_channel_t *ch, mt_groups_t *groups, mt_conns_t *conns, mt_redis_t *redis,
                      mt_log_t *log, mt_stats_t *stats)
 {
     ch->kind = redis ? "redis" : "memory";
+    ch->mesh = NULL;
     ch->groups = groups;
     ch->conns = conns;
     ch->redis = redis;
@@ -38,8 +42,30 @@ static void redis_unavailable(mt_channel_t *ch)
     }
 }
 
+/* A group send's head on the mesh: flags, the group's length, its name. */
+typedef struct mesh_head {
+    uint8_t binary;
+    uint8_t pad;
+    uint16_t glen;
+} mesh_head_t;
+
+void mt_channel_use_mesh(mt_channel_t *ch, mt_mesh_t *mesh)
+{
+    if (!ch->redis)
+        ch->mesh = mesh;
+}
+
 size_t mt_channel_group_send(mt_channel_t *ch, const char *group, size_t len, mt_frame_t *f)
 {
+    if (ch->mesh && len <= MT_GROUP_NAME_MAX) {
+        /* One copy to each other worker, which fans out to its members. */
+        char head[sizeof(mesh_head_t) + MT_GROUP_NAME_MAX];
+        mesh_head_t h = {(uint8_t)(f->opcode == MT_FRAME_BINARY), 0, (uint16_t)len};
+        memcpy(head, &h, sizeof h);
+        memcpy(head + sizeof h, group, len);
+        mt_mesh_broadcast(ch->mesh, MT_MESH_GROUP, head, sizeof h + len, mt_frame_payload(f),
+                          f->len);
+    }
     if (!ch->redis)
         return mt_channel_deliver_local(ch, group, len, f);
     mt_group_t *g = mt_groups_find(ch->groups, group, len);
@@ -91,14 +117,26 @@ int mt_channel_ready(const mt_channel_t *ch, const char **reason)
     return 1;
 }
 
-void mt_channel_redis_message(mt_channel_t *ch, const char *group, size_t len, const void *payload,
-                              size_t plen, int binary)
+void mt_channel_remote_message(mt_channel_t *ch, const char *group, size_t len, const void *payload,
+                               size_t plen, int binary)
 {
     if (!mt_groups_find(ch->groups, group, len))
         return; /* the last member left while the message was on its way */
     mt_frame_t *f = mt_frame_new(payload, plen, binary);
     mt_channel_deliver_local(ch, group, len, f);
     mt_frame_unref(f);
+}
+
+void mt_channel_mesh_message(mt_channel_t *ch, const void *data, size_t len)
+{
+    mesh_head_t h;
+    if (len < sizeof h)
+        return;
+    memcpy(&h, data, sizeof h);
+    if (len < sizeof h + h.glen)
+        return;
+    const char *group = (const char *)data + sizeof h;
+    mt_channel_remote_message(ch, group, h.glen, group + h.glen, len - sizeof h - h.glen, h.binary);
 }
 
 void mt_channel_redis_subscribed(mt_channel_t *ch, const char *group, size_t len)

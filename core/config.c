@@ -133,7 +133,7 @@ void mt_config_init(mt_config_t *cfg)
     cfg->heartbeat_interval = 30;
     cfg->graceful_shutdown_timeout = 10;
     cfg->max_connections = 0; /* auto */
-    cfg->workers = 1;
+    cfg->workers = 0;         /* auto */
     cfg->max_message_bytes = 1 << 20;
     cfg->max_send_queue_bytes = 4 << 20;
     cfg->log_level = MT_LOG_INFO;

@@ -361,7 +361,8 @@ int mt_ffi_metric_read(const char *name, size_t nlen, const char *match, size_t 
      * once a second, before the in-process alerts read): collecting here
      * would read the Lua state from inside an FFI call. */
     char *cname = mt_xstrndup(name, nlen);
-    *out = mt_metrics_sum(&rt->metrics, cname, rendered, n, what, le);
+    *out = mt_metrics_sum(rt->metrics_view ? rt->metrics_view : &rt->metrics, cname, rendered, n,
+                          what, le);
     free(cname);
     for (int i = 0; i < n; i++)
         mt_buf_free(&pairs[i]);
@@ -373,7 +374,8 @@ int mt_ffi_metric_bounds(const char *name, size_t nlen, double *out, int max)
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
     char *cname = mt_xstrndup(name, nlen);
-    const mt_family_t *f = mt_metrics_find(&rt->metrics, cname);
+    const mt_family_t *f =
+        mt_metrics_find(rt->metrics_view ? rt->metrics_view : &rt->metrics, cname);
     free(cname);
     if (!f || f->type != MT_METRIC_HISTOGRAM)
         return MT_DECLINED;

@@ -3,14 +3,21 @@
 
 #include "clock.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+/* Open WebSockets: the server's when there are several workers. */
+static uint32_t open_connections(const mt_health_t *h)
+{
+    return h->board ? atomic_load(mt_board_connections(h->board)) : mt_conns_count(h->conns);
+}
 
 void mt_health_facts(const mt_health_t *h, mt_script_facts_t *f)
 {
     const char *reason;
     const mt_redis_t *r = h->channel->redis;
     f->draining = h->proc->draining;
-    f->active_connections = mt_conns_count(h->conns);
+    f->active_connections = open_connections(h);
     f->max_connections = (uint32_t)h->cfg->max_connections;
     f->channel_layer = h->channel->kind;
     f->channel_ready = mt_channel_ready(h->channel, &reason);
@@ -28,7 +35,7 @@ static int builtin_readiness(const mt_health_t *h, mt_buf_t *checks, mt_buf_t *r
     const char *channel_reason;
     int channel_ok = mt_channel_ready(h->channel, &channel_reason);
     int draining = h->proc->draining;
-    int at_limit = mt_conns_count(h->conns) >= (uint32_t)h->cfg->max_connections;
+    int at_limit = open_connections(h) >= (uint32_t)h->cfg->max_connections;
     mt_buf_addc(checks, '{');
     mt_json_kv_cstr(checks, "draining", draining ? "draining" : "ok");
     mt_json_kv_cstr(checks, "channel_layer", channel_ok ? "ok" : channel_reason);
@@ -66,6 +73,8 @@ static int decide(mt_health_t *h, int use_policy)
     }
     h->ready = ready;
     h->decided_at = mt_mono();
+    if (h->board)
+        atomic_store(&mt_board_worker(h->board, h->self)->ready, (uint32_t)ready);
     mt_metric_set(h->gauge, ready);
     return ready;
 }
@@ -83,6 +92,7 @@ void mt_health_init(mt_health_t *h, mt_metrics_t *metrics, mt_log_t *log, const 
         mt_log_msg(log, MT_LOG_CRITICAL, "moontide.health", "%s", err);
         abort();
     }
+    f->merge = MT_MERGE_MIN; /* the server is ready when every worker is */
     h->gauge = mt_metrics_series(metrics, f, NULL, NULL);
     h->cfg = cfg;
     h->proc = proc;
@@ -109,16 +119,50 @@ void mt_health_healthz(const mt_health_t *h, mt_buf_t *b)
 int mt_health_readyz(mt_health_t *h, mt_buf_t *b)
 {
     int ready = mt_health_evaluate(h);
+    /* The other workers' last decisions, and whether they are up. */
+    mt_buf_t others = MT_BUF_INIT;
+    int n = h->board ? h->board->n : 0;
+    for (int w = 0; w < n; w++) {
+        if (w == h->self)
+            continue;
+        const mt_board_worker_t *row = mt_board_worker(h->board, w);
+        const char *why = !atomic_load(&row->up)      ? "down"
+                          : !atomic_load(&row->ready) ? "not ready"
+                                                      : NULL;
+        if (why) {
+            char text[64];
+            snprintf(text, sizeof text, "worker %d %s", w + 1, why);
+            mt_buf_addc(&others, ',');
+            mt_json_cstr(&others, text);
+            ready = 0;
+        }
+    }
     mt_buf_addc(b, '{');
     mt_json_kv_cstr(b, "status", ready ? "ready" : "not_ready");
     mt_json_kv_cstr(b, "color", h->cfg->color);
-    mt_json_kv_int(b, "active_connections", mt_conns_count(h->conns));
+    mt_json_kv_int(b, "active_connections", open_connections(h));
     mt_json_kv_seconds(b, "timestamp", mt_now());
     mt_json_key(b, "checks");
     mt_buf_add(b, h->checks.data, h->checks.len);
+    if (h->board) { /* one more check: the workers */
+        b->len--;   /* the checks object's } */
+        mt_json_kv_cstr(b, "workers", others.len ? "not all ready" : "ok");
+        mt_buf_addc(b, '}');
+    }
     mt_json_key(b, "reasons");
-    mt_buf_add(b, h->reasons.data, h->reasons.len);
+    if (others.len && h->reasons.len > 2) { /* ["a","b"] + ,"worker 2 down" */
+        mt_buf_add(b, h->reasons.data, h->reasons.len - 1);
+        mt_buf_add(b, others.data, others.len);
+        mt_buf_addc(b, ']');
+    } else if (others.len) {
+        mt_buf_addc(b, '[');
+        mt_buf_add(b, others.data + 1, others.len - 1);
+        mt_buf_addc(b, ']');
+    } else {
+        mt_buf_add(b, h->reasons.data, h->reasons.len);
+    }
     mt_buf_addc(b, '}');
+    mt_buf_free(&others);
     return ready ? 200 : 503;
 }
 

@@ -22,6 +22,7 @@
 #ifndef MT_HEALTH_H
 #define MT_HEALTH_H
 
+#include "board.h"
 #include "buf.h"
 #include "channel.h"
 #include "config.h"
@@ -41,6 +42,11 @@ typedef struct mt_health {
     const mt_conns_t *conns;
     const mt_channel_t *channel;
     mt_script_t *script; /* its policy, once loaded (s->L set) */
+    /* In a server of several workers: the board and this worker's row
+     * (0-based). Each decides for itself and posts it; /readyz answers
+     * for the server: ready when every worker is up and ready. */
+    const mt_board_t *board;
+    int self;
 } mt_health_t;
 
 /** Declares moontide_ready and decides once with the built-in rules (the
@@ -59,8 +65,9 @@ void mt_health_facts(const mt_health_t *h, mt_script_facts_t *facts);
 int mt_health_evaluate(mt_health_t *h);
 /** Appends the JSON body of GET /healthz. */
 void mt_health_healthz(const mt_health_t *h, mt_buf_t *out);
-/** Decides readiness now and appends the body of GET /readyz; returns its
- *  status, 200 or 503. Top of an event only (see mt_health_evaluate). */
+/** Decides readiness now and appends the body of GET /readyz, for the
+ *  whole server; returns its status, 200 or 503. Top of an event only
+ *  (see mt_health_evaluate). */
 int mt_health_readyz(mt_health_t *h, mt_buf_t *out);
 void mt_health_free(mt_health_t *h);
 

@@ -10,8 +10,15 @@
 #define CT_JSON "application/json"
 
 /* One per HTTP request in flight; hung on the wsi's session data. */
+/* A request waiting for an answer that comes later. */
+typedef struct mt_http_wait {
+    uint64_t ticket;
+    struct lws *wsi;
+} mt_http_wait_t;
+
 typedef struct mt_http_txn {
     mt_http_response_t resp;
+    int headers_due; /* an answer that came later: headers at the next writable */
     size_t sent;
     int head; /* HEAD: headers only */
     int close_after;
@@ -28,6 +35,24 @@ static void error(mt_http_response_t *resp, int status, const char *what)
     mt_request_error_body(&resp->body, what, status);
 }
 
+/* The body of a finished reload: its outcome on this worker, and each
+ * worker's when there are several. */
+static void reload_body(const mt_script_t *s, int ok, const char *workers_json, mt_buf_t *b)
+{
+    mt_buf_addc(b, '{');
+    mt_json_kv_cstr(b, "status", ok ? "ok" : "error");
+    mt_json_kv_cstr(b, "result", ok ? "success" : "failure");
+    mt_json_kv_int(b, "generation", (int64_t)s->generation);
+    mt_json_kv_seconds(b, "pause_seconds", s->reload_pause);
+    if (!ok && s->reload_error)
+        mt_json_kv_cstr(b, "error", s->reload_error);
+    if (workers_json) {
+        mt_json_key(b, "workers");
+        mt_buf_adds(b, workers_json);
+    }
+    mt_buf_addc(b, '}');
+}
+
 static void admin_reload(mt_http_t *h, const mt_http_request_t *req, mt_http_response_t *resp)
 {
     if (strcmp(req->method, "POST") != 0) {
@@ -39,18 +64,15 @@ static void admin_reload(mt_http_t *h, const mt_http_request_t *req, mt_http_res
         error(resp, 403, "forbidden");
         return;
     }
-    int rc = h->reload(h->ud, "admin");
-    const mt_script_t *s = h->script;
-    mt_buf_t *b = &resp->body;
+    uint64_t ticket = ++h->next_ticket;
+    int rc = h->reload(h->ud, "admin", ticket);
+    if (rc == 1) {
+        resp->status = 0;
+        resp->ticket = ticket;
+        return;
+    }
     resp->status = rc == 0 ? 200 : 500;
-    mt_buf_addc(b, '{');
-    mt_json_kv_cstr(b, "status", rc == 0 ? "ok" : "error");
-    mt_json_kv_cstr(b, "result", s->reload_result);
-    mt_json_kv_int(b, "generation", (int64_t)s->generation);
-    mt_json_kv_seconds(b, "pause_seconds", s->reload_pause);
-    if (s->reload_error)
-        mt_json_kv_cstr(b, "error", s->reload_error);
-    mt_buf_addc(b, '}');
+    reload_body(h->script, rc == 0, NULL, &resp->body);
 }
 
 enum { EP_HEALTHZ, EP_READYZ, EP_STATUS, EP_METRICS, EP_ALERTS, EP__COUNT };
@@ -106,9 +128,53 @@ void mt_http_route(mt_http_t *h, const mt_http_request_t *req, mt_http_response_
         break;
     }
     default:
-        mt_script_alerts_json(h->script, &resp->body);
+        if (h->board && !h->alerts_here) {
+            mt_buf_t blob = MT_BUF_INIT;
+            if (mt_board_read(h->board, MT_BLOB_ALERTS, 0, &blob) == 0)
+                mt_buf_add(&resp->body, blob.data, blob.len);
+            else
+                mt_buf_adds(&resp->body, "{\"alerts\":[],\"rules\":0,\"evaluated_at\":null}");
+            mt_buf_free(&blob);
+        } else {
+            mt_script_alerts_json(h->script, &resp->body);
+        }
         break;
     }
+}
+
+static void wait_forget(mt_http_t *h, struct lws *wsi)
+{
+    for (uint32_t i = 0; i < h->nwaiting; i++)
+        if (h->waiting[i].wsi == wsi) {
+            h->waiting[i] = h->waiting[--h->nwaiting];
+            return;
+        }
+}
+
+void mt_http_reload_done(mt_http_t *h, uint64_t ticket, int ok, const char *workers_json)
+{
+    for (uint32_t i = 0; i < h->nwaiting; i++) {
+        if (h->waiting[i].ticket != ticket)
+            continue;
+        struct lws *wsi = h->waiting[i].wsi;
+        h->waiting[i] = h->waiting[--h->nwaiting];
+        mt_http_txn_t **slot = (mt_http_txn_t **)lws_wsi_user(wsi);
+        if (!slot || !*slot)
+            return;
+        mt_http_txn_t *txn = *slot;
+        txn->resp.status = ok ? 200 : 500;
+        reload_body(h->script, ok, workers_json, &txn->resp.body);
+        txn->headers_due = 1;
+        lws_callback_on_writable(wsi);
+        return;
+    }
+}
+
+void mt_http_free(mt_http_t *h)
+{
+    free(h->waiting);
+    h->waiting = NULL;
+    h->nwaiting = h->capwaiting = 0;
 }
 
 /* The admin rule applied to this request (admin.h); a refusal is logged. */
@@ -191,6 +257,14 @@ static int on_request(mt_http_t *h, struct lws *wsi, mt_http_txn_t **slot, const
         req.admin = admin_check(h, wsi, txn->request_id, path);
     mt_http_route(h, &req, &txn->resp);
     free(accept);
+    if (txn->resp.status == 0) { /* answered later: mt_http_reload_done */
+        if (h->nwaiting == h->capwaiting) {
+            h->capwaiting = h->capwaiting ? h->capwaiting * 2 : 4;
+            h->waiting = mt_xrealloc(h->waiting, h->capwaiting * sizeof *h->waiting);
+        }
+        h->waiting[h->nwaiting++] = (mt_http_wait_t){txn->resp.ticket, wsi};
+        return 0;
+    }
     if (m && m->has_body) {
         /* Read (and drop) the body before answering, so keep-alive does
          * not parse it as the next request; too large: close. */
@@ -237,6 +311,12 @@ int mt_http_callback(mt_http_t *h, struct lws *wsi, enum lws_callback_reasons re
         if (!slot || !*slot)
             return 0;
         mt_http_txn_t *txn = *slot;
+        if (txn->resp.status == 0)
+            return 0; /* still waiting for its answer */
+        if (txn->headers_due) {
+            txn->headers_due = 0;
+            return respond(h, wsi, slot);
+        }
         /* Writes in chunks so one large body cannot hold the loop. */
         unsigned char chunk[LWS_PRE + 16384];
         const mt_buf_t *body = &txn->resp.body;
@@ -255,6 +335,7 @@ int mt_http_callback(mt_http_t *h, struct lws *wsi, enum lws_callback_reasons re
     }
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        wait_forget(h, wsi);
         if (slot) {
             txn_free(*slot);
             *slot = NULL;

@@ -21,6 +21,7 @@
 #define MT_HTTP_H
 
 #include "admin.h"
+#include "board.h"
 #include "buf.h"
 #include "health.h"
 #include "instruments.h"
@@ -37,10 +38,19 @@ typedef struct mt_http {
     mt_instruments_t *ins;
     const mt_report_t *report;
     mt_script_t *script; /* WebSocket routes (426) and /alerts */
-    /* Reloads the scripts (POST /admin/reload); 0 or -1. The outcome is
-     * read back from script. */
-    int (*reload)(void *ud, const char *trigger);
+    /* Reloads the scripts (POST /admin/reload): 0 or -1 when done (the
+     * outcome is read back from script), or 1 when the answer comes later
+     * through mt_http_reload_done with the same ticket (a server of
+     * several workers reloads them all). */
+    int (*reload)(void *ud, const char *trigger, uint64_t ticket);
     void *ud;
+    /* Several workers: /alerts is the evaluating worker's, from the board. */
+    const mt_board_t *board;
+    int alerts_here;
+    /* Requests waiting for their answer (a reload across workers). */
+    struct mt_http_wait *waiting;
+    uint32_t nwaiting, capwaiting;
+    uint64_t next_ticket;
 } mt_http_t;
 
 /* A request as routing sees it. */
@@ -53,7 +63,8 @@ typedef struct mt_http_request {
 
 /* The response routing decided on. */
 typedef struct mt_http_response {
-    int status;
+    int status; /* 0: the answer comes later (ticket) */
+    uint64_t ticket;
     mt_buf_t body;
     const char *content_type;
     const char *allow; /* Allow header for 405, or NULL */
@@ -64,6 +75,16 @@ typedef struct mt_http_response {
  *  /readyz, /alerts, /admin/reload and WebSocket route matching, so only
  *  at the top of an event. */
 void mt_http_route(mt_http_t *h, const mt_http_request_t *req, mt_http_response_t *resp);
+
+/**
+ * Answers the request waiting on ticket (POST /admin/reload across
+ * workers): ok, and workers_json (a JSON array of each worker's result,
+ * may be NULL). It is written from lws's writable callback; a request
+ * whose client has gone is forgotten.
+ */
+void mt_http_reload_done(mt_http_t *h, uint64_t ticket, int ok, const char *workers_json);
+/** Frees what waits. */
+void mt_http_free(mt_http_t *h);
 
 /** lws callback reasons of plain HTTP; returns what lws expects. */
 int mt_http_callback(mt_http_t *h, struct lws *wsi, enum lws_callback_reasons reason, void *in,

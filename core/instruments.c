@@ -128,6 +128,17 @@ void mt_instruments_init(mt_instruments_t *in, uv_loop_t *loop, mt_metrics_t *me
     in->render_seconds = single(in, MT_METRIC_GAUGE, "moontide_metrics_render_seconds",
                                 "Seconds the previous /metrics render took");
 
+    /* How a gauge from several workers makes the server's (counters and
+     * histograms add up): connections, memory and queues add up (the
+     * default); these do not. */
+    in->startup->family->merge = MT_MERGE_MAX;
+    in->shutdown->family->merge = MT_MERGE_MAX;
+    in->start_time->family->merge = MT_MERGE_MIN;
+    in->generation->family->merge = MT_MERGE_MIN;
+    in->channel_up->family->merge = MT_MERGE_MIN;
+    in->loop_lag->family->merge = MT_MERGE_MAX;
+    in->render_seconds->family->merge = MT_MERGE_MAX;
+
     uv_timer_init(loop, &in->lag_timer);
     in->lag_timer.data = in;
     uv_unref((uv_handle_t *)&in->lag_timer);
@@ -228,7 +239,98 @@ void mt_instruments_render(mt_instruments_t *in, mt_buf_t *out, int openmetrics)
 {
     double t0 = mt_mono();
     in->collected_at = 0; /* a scrape always sees fresh values */
-    mt_instruments_collect(in);
-    mt_metrics_render(in->metrics, out, openmetrics);
+    if (in->board) {
+        mt_metrics_t agg;
+        mt_instruments_aggregate(in, &agg);
+        mt_metrics_render(&agg, out, openmetrics);
+        mt_metrics_free(&agg);
+    } else {
+        mt_instruments_collect(in);
+        mt_metrics_render(in->metrics, out, openmetrics);
+    }
     mt_metric_set(in->render_seconds, mt_mono() - t0);
+}
+
+void mt_instruments_publish(mt_instruments_t *in)
+{
+    if (!in->board)
+        return;
+    mt_instruments_collect(in);
+    mt_buf_reset(&in->snap);
+    mt_metrics_snapshot(in->metrics, &in->snap);
+    if (mt_board_publish(in->board, MT_BLOB_METRICS, in->self, in->snap.data, in->snap.len) != 0)
+        mt_log_msg(in->log, MT_LOG_WARNING, "moontide.metrics",
+                   "metrics snapshot of %zu bytes does not fit the board: not published",
+                   in->snap.len);
+}
+
+/* A per-worker family of the aggregate: its series for each worker. */
+static void per_worker(mt_metrics_t *agg, mt_metric_type_t type, const char *name, const char *help,
+                       double (*value)(const mt_board_worker_t *), const mt_board_t *b)
+{
+    mt_family_t *f;
+    char err[128];
+    const char *labels[] = {"worker"};
+    if (mt_metrics_family(agg, type, name, help, labels, 1, NULL, 0, &f, err, sizeof err) != 0)
+        return;
+    for (int w = 0; w < b->n; w++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", w + 1);
+        const char *values[] = {id};
+        mt_metric_set(mt_metrics_series(agg, f, values, NULL), value(mt_board_worker(b, w)));
+    }
+}
+
+static double row_up(const mt_board_worker_t *r)
+{
+    return atomic_load(&r->up);
+}
+
+static double row_connections(const mt_board_worker_t *r)
+{
+    return atomic_load(&r->connections);
+}
+
+static double row_restarts(const mt_board_worker_t *r)
+{
+    return atomic_load(&r->restarts);
+}
+
+void mt_instruments_aggregate(mt_instruments_t *in, mt_metrics_t *agg)
+{
+    const mt_metrics_t *m = in->metrics;
+    const mt_board_t *b = in->board;
+    mt_metrics_init(agg, "", m->max_series, m->max_per_family);
+    free(agg->color_label); /* the same color label as every worker's */
+    agg->color_label = mt_xstrdup(m->color_label);
+    mt_instruments_collect(in);
+    mt_buf_reset(&in->snap);
+    mt_metrics_snapshot(m, &in->snap);
+    uint32_t conflicts = 0;
+    mt_metrics_merge(agg, in->snap.data, in->snap.len, 0, &conflicts);
+    mt_buf_t blob = MT_BUF_INIT;
+    for (int w = 0; w < b->n; w++) {
+        if (w != in->self && atomic_load(&mt_board_worker(b, w)->up) &&
+            mt_board_read(b, MT_BLOB_METRICS, w, &blob) == 0)
+            mt_metrics_merge(agg, blob.data, blob.len, 0, &conflicts);
+        if (mt_board_read(b, MT_BLOB_RETIRED, w, &blob) == 0)
+            mt_metrics_merge(agg, blob.data, blob.len, 1, &conflicts);
+    }
+    mt_buf_free(&blob);
+    per_worker(agg, MT_METRIC_GAUGE, "moontide_worker_up", "1 while the worker serves its socket",
+               row_up, b);
+    per_worker(agg, MT_METRIC_GAUGE, "moontide_worker_connections",
+               "Open WebSocket connections of each worker", row_connections, b);
+    per_worker(agg, MT_METRIC_COUNTER, "moontide_worker_restarts_total",
+               "Times the supervisor restarted the worker", row_restarts, b);
+    if (conflicts)
+        mt_log_msg(in->log, MT_LOG_WARNING, "moontide.metrics",
+                   "%u metric families are defined differently on different workers: "
+                   "this worker's definition is shown",
+                   conflicts);
+}
+
+void mt_instruments_free(mt_instruments_t *in)
+{
+    mt_buf_free(&in->snap);
 }

@@ -20,6 +20,7 @@
 #ifndef MT_INSTRUMENTS_H
 #define MT_INSTRUMENTS_H
 
+#include "board.h"
 #include "channel.h"
 #include "conn.h"
 #include "metrics.h"
@@ -50,6 +51,11 @@ typedef struct mt_instruments {
     const mt_channel_t *channel;
     const mt_script_t *script;
     uv_loop_t *loop;
+    /* In a server of several workers: the board, this worker's row
+     * (0-based), and its last snapshot (mt_instruments_publish). */
+    const mt_board_t *board;
+    int self;
+    mt_buf_t snap;
 } mt_instruments_t;
 
 /** Declares the core's families and starts the loop-lag probe; can't fail.
@@ -66,7 +72,21 @@ void mt_instruments_http(mt_instruments_t *in, const char *method, const char *e
 /** Brings the gauges and copied counters up to date, at most once per
  *  loop iteration, from cached figures only. */
 void mt_instruments_collect(mt_instruments_t *in);
-/** Brings gauges up to date and appends the exposition. */
+/** Brings gauges up to date and appends the exposition: this process's,
+ *  or with several workers the server's (mt_instruments_aggregate). */
 void mt_instruments_render(mt_instruments_t *in, mt_buf_t *out, int openmetrics);
+/** With several workers: collects and posts this worker's snapshot on
+ *  the board, for the others' scrapes (once a second, from the sweep). */
+void mt_instruments_publish(mt_instruments_t *in);
+/**
+ * With several workers: fills agg (initialised here; free it) with the
+ * server's metrics: this worker's, fresh, and every other worker's last
+ * snapshot, plus what exited workers had counted; counters and histograms
+ * summed, gauges by their family's rule; and per-worker series
+ * (moontide_worker_up, _connections, _restarts_total{worker}).
+ */
+void mt_instruments_aggregate(mt_instruments_t *in, mt_metrics_t *agg);
+/** Frees the snapshot buffer. */
+void mt_instruments_free(mt_instruments_t *in);
 
 #endif

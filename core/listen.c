@@ -19,8 +19,8 @@ static int every_interface(const char *host)
            strcmp(host, "::") == 0;
 }
 
-/* One socket for ai, bound and listening; -1 with errno. */
-static int bind_one(const struct addrinfo *ai, int dual_stack)
+/* One socket for ai, bound and (when asked) listening; -1 with errno. */
+static int bind_one(const struct addrinfo *ai, int dual_stack, int do_listen)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -29,7 +29,7 @@ static int bind_one(const struct addrinfo *ai, int dual_stack)
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
         (dual_stack && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || (do_listen && listen(fd, SOMAXCONN) != 0)) {
         int e = errno;
         close(fd);
         errno = e;
@@ -38,7 +38,8 @@ static int bind_one(const struct addrinfo *ai, int dual_stack)
     return fd;
 }
 
-int mt_listen_open(mt_listen_t *l, const char *host, int port, char *err, size_t errlen)
+static int open_socket(mt_listen_t *l, const char *host, int port, int do_listen, char *err,
+                       size_t errlen)
 {
     char service[16];
     snprintf(service, sizeof service, "%d", port);
@@ -53,7 +54,7 @@ int mt_listen_open(mt_listen_t *l, const char *host, int port, char *err, size_t
         hints.ai_family = AF_INET6;
         rc = getaddrinfo(NULL, service, &hints, &res);
         if (rc == 0) {
-            l->fd = bind_one(res, 1);
+            l->fd = bind_one(res, 1, do_listen);
             freeaddrinfo(res);
             res = NULL;
         }
@@ -70,7 +71,7 @@ int mt_listen_open(mt_listen_t *l, const char *host, int port, char *err, size_t
         return -1;
     }
     for (struct addrinfo *ai = res; ai && l->fd < 0; ai = ai->ai_next)
-        l->fd = bind_one(ai, 0);
+        l->fd = bind_one(ai, 0, do_listen);
     if (res)
         freeaddrinfo(res);
     if (l->fd < 0) {
@@ -84,6 +85,16 @@ int mt_listen_open(mt_listen_t *l, const char *host, int port, char *err, size_t
         l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
     return 0;
+}
+
+int mt_listen_open(mt_listen_t *l, const char *host, int port, char *err, size_t errlen)
+{
+    return open_socket(l, host, port, 1, err, errlen);
+}
+
+int mt_listen_reserve(mt_listen_t *l, const char *host, int port, char *err, size_t errlen)
+{
+    return open_socket(l, host, port, 0, err, errlen);
 }
 
 static void on_readable(uv_poll_t *h, int status, int events);

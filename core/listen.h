@@ -45,6 +45,12 @@ typedef struct mt_listen {
  * in err.
  */
 int mt_listen_open(mt_listen_t *l, const char *host, int port, char *err, size_t errlen);
+/**
+ * Binds host:port with SO_REUSEPORT without listening: the supervisor
+ * holds the port (and learns which one 0 chose) for its workers, each of
+ * which then listens on it with mt_listen_open. Same results.
+ */
+int mt_listen_reserve(mt_listen_t *l, const char *host, int port, char *err, size_t errlen);
 /** Accepts on the loop, reporting each new socket to cb; can't fail. */
 void mt_listen_start(mt_listen_t *l, uv_loop_t *loop, mt_log_t *log, mt_listen_cb cb, void *ud);
 /** Stops accepting and closes the socket (idempotent). */

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "log.h"
 #include "runtime.h"
+#include "supervisor.h"
 
 #include <string.h>
 #include <sys/resource.h>
@@ -40,6 +41,10 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     raise_nofile();
+    struct rlimit rl;
+    mt_config_resolve(&cfg, getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)rl.rlim_cur : 1024);
+    if (cfg.workers > 1) /* a supervisor and its workers */
+        return mt_supervisor_run(&cfg, rt.proc.started_at, rt.proc.started_mono);
     if (mt_runtime_init(&rt, &cfg) != 0) {
         mt_runtime_free(&rt);
         return 1;

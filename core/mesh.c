@@ -351,6 +351,10 @@ void mt_mesh_detach(mt_mesh_t *m)
         return;
     m->attached = 0;
     mt_mesh_down(m, m->self);
+    for (int i = 0; i < MT_MESH_MAX; i++) {
+        mt_buf_free(&m->backlog[i]);
+        mt_buf_free(&m->partial[i]);
+    }
     uv_poll_stop(&m->bell);
     uv_close((uv_handle_t *)&m->bell, NULL);
     uv_check_stop(&m->flush);

@@ -8,13 +8,49 @@ static void count_subscribed(mt_group_t *g, void *ud)
     *(uint32_t *)ud += g->subscribed != 0;
 }
 
+/* Appends "workers": [...] from the board. */
+static void workers(const mt_board_t *board, mt_buf_t *b)
+{
+    mt_json_key(b, "workers");
+    mt_buf_addc(b, '[');
+    for (int w = 0; w < board->n; w++) {
+        const mt_board_worker_t *row = mt_board_worker(board, w);
+        if (w)
+            mt_buf_addc(b, ',');
+        mt_buf_addc(b, '{');
+        mt_json_kv_int(b, "worker", w + 1);
+        mt_json_kv_int(b, "pid", atomic_load(&row->pid));
+        mt_json_kv_bool(b, "up", atomic_load(&row->up) != 0);
+        mt_json_kv_bool(b, "ready", atomic_load(&row->ready) != 0);
+        mt_json_kv_int(b, "connections", atomic_load(&row->connections));
+        mt_json_kv_int(b, "generation", (int64_t)atomic_load(&row->generation));
+        mt_json_kv_int(b, "restarts", atomic_load(&row->restarts));
+        mt_json_kv_seconds(b, "started_at", (double)atomic_load(&row->started_ms) / 1000);
+        uint64_t at = atomic_load(&row->reload_ms);
+        mt_json_key(b, "last_reload");
+        if (at) {
+            mt_buf_addc(b, '{');
+            mt_json_kv_seconds(b, "at", (double)at / 1000);
+            mt_json_kv_cstr(b, "result", atomic_load(&row->reload_ok) ? "success" : "failure");
+            mt_buf_addc(b, '}');
+        } else {
+            mt_buf_add(b, "null", 4);
+        }
+        mt_buf_addc(b, '}');
+    }
+    mt_buf_addc(b, ']');
+}
+
 void mt_report_status(const mt_report_t *r, mt_buf_t *b)
 {
     const mt_config_t *cfg = r->cfg;
     mt_buf_addc(b, '{');
-    mt_json_kv_cstr(b, "status", r->proc->draining ? "draining" : "running");
+    int draining = r->proc->draining || (r->board && atomic_load(mt_board_draining(r->board)));
+    mt_json_kv_cstr(b, "status", draining ? "draining" : "running");
     mt_json_kv_cstr(b, "color", cfg->color);
-    mt_json_kv_int(b, "active_connections", mt_conns_count(r->conns));
+    mt_json_kv_int(b, "active_connections",
+                   r->board ? atomic_load(mt_board_connections(r->board))
+                            : mt_conns_count(r->conns));
     mt_json_kv_seconds(b, "heartbeat_interval", cfg->heartbeat_interval);
     mt_json_kv_seconds(b, "graceful_shutdown_timeout", cfg->graceful_shutdown_timeout);
     mt_json_kv_seconds(b, "timestamp", mt_now());
@@ -55,5 +91,8 @@ void mt_report_status(const mt_report_t *r, mt_buf_t *b)
     } else {
         mt_buf_add(b, "null", 4);
     }
-    mt_buf_add(b, "}}", 2);
+    mt_buf_addc(b, '}');
+    if (r->board)
+        workers(r->board, b);
+    mt_buf_addc(b, '}');
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 static mt_runtime_t *current;
 
@@ -120,9 +121,155 @@ static void on_scripts_changed(void *ud, const char *changed, int n)
     mt_runtime_reload(ud, "watch", changed, n);
 }
 
-static int on_admin_reload(void *ud, const char *trigger)
+/* -- A worker and its supervisor ----------------------------------------- */
+
+/* Asks the supervisor to reload every worker; ticket: an admin request
+ * waiting for the outcome (0: none). */
+static int request_reload(mt_runtime_t *rt, const char *trigger, uint64_t ticket)
 {
-    return mt_runtime_reload(ud, trigger, NULL, 0);
+    uint32_t id = ++rt->next_request;
+    if (ticket) {
+        int slot = -1;
+        for (int i = 0; i < MT_RUNTIME_ADMIN_WAIT && slot < 0; i++)
+            if (!rt->admin_wait[i].id)
+                slot = i;
+        if (slot < 0)
+            return -1; /* too many waiting: answered at once, as failed */
+        rt->admin_wait[slot].id = id;
+        rt->admin_wait[slot].ticket = ticket;
+    }
+    if (mt_control_send(rt->worker->control, MT_CTL_RELOAD_REQUEST, id, 1, 0, 0, trigger,
+                        strlen(trigger)) != 0) {
+        for (int i = 0; i < MT_RUNTIME_ADMIN_WAIT; i++)
+            if (rt->admin_wait[i].id == id)
+                rt->admin_wait[i].id = 0;
+        return -1;
+    }
+    return 1;
+}
+
+static int on_admin_reload(void *ud, const char *trigger, uint64_t ticket)
+{
+    mt_runtime_t *rt = ud;
+    if (rt->worker)
+        return request_reload(rt, trigger, ticket);
+    return mt_runtime_reload(rt, trigger, NULL, 0);
+}
+
+/* Posts this worker's scripts and last reload on the board. */
+static void post_reload(mt_runtime_t *rt)
+{
+    mt_board_worker_t *row = mt_board_worker(rt->worker->board, rt->worker->index - 1);
+    atomic_store(&row->generation, rt->script.generation);
+    if (rt->script.reload_at > 0) {
+        atomic_store(&row->reload_ok,
+                     rt->script.reload_result && strcmp(rt->script.reload_result, "success") == 0);
+        atomic_store(&row->reload_ms, (uint64_t)(rt->script.reload_at * 1000));
+    }
+}
+
+/* The outcome of a reload step on this worker, to the supervisor. */
+static void reply(mt_runtime_t *rt, uint32_t type, uint32_t id, int ok)
+{
+    const char *err = ok ? NULL : rt->script.reload_error;
+    mt_control_send(rt->worker->control, type, id, ok, rt->script.generation,
+                    rt->script.reload_pause, err, err ? strlen(err) : 0);
+}
+
+static void start_drain(mt_runtime_t *rt, const char *signame);
+
+static void on_control_msg(mt_runtime_t *rt, const mt_control_msg_t *m)
+{
+    switch (m->type) {
+    case MT_CTL_PREPARE: {
+        /* text: the trigger, then the changed files, NUL-separated */
+        const char *trigger = m->text;
+        const char *changed = trigger + strlen(trigger) + 1;
+        int n = 0;
+        for (const char *p = changed; p < m->text + m->len; p += strlen(p) + 1)
+            n++;
+        /* The trigger must outlive the message: keep one of the known ones. */
+        static const char *const triggers[] = {"watch", "signal", "admin"};
+        const char *kept = "admin";
+        for (size_t i = 0; i < sizeof triggers / sizeof triggers[0]; i++)
+            if (strcmp(trigger, triggers[i]) == 0)
+                kept = triggers[i];
+        mt_buf_t files = MT_BUF_INIT;
+        int nfiles = mt_watch_scan(rt->cfg.scripts, &files, NULL);
+        int rc = mt_script_prepare(&rt->script, kept, files.data, nfiles, changed, n);
+        mt_buf_free(&files);
+        if (rc != 0)
+            post_reload(rt);
+        reply(rt, MT_CTL_PREPARED, m->id, rc == 0);
+        break;
+    }
+    case MT_CTL_COMMIT: {
+        int rc = mt_script_commit(&rt->script);
+        post_reload(rt);
+        reply(rt, MT_CTL_DONE, m->id, rc == 0);
+        break;
+    }
+    case MT_CTL_ABORT:
+        mt_script_abort(&rt->script, m->text);
+        post_reload(rt);
+        reply(rt, MT_CTL_DONE, m->id, 0);
+        break;
+    case MT_CTL_REPORT:
+        for (int i = 0; i < MT_RUNTIME_ADMIN_WAIT; i++)
+            if (rt->admin_wait[i].id && rt->admin_wait[i].id == m->id) {
+                rt->admin_wait[i].id = 0;
+                mt_http_reload_done(&rt->http, rt->admin_wait[i].ticket, m->ok,
+                                    m->len ? m->text : NULL);
+            }
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_control(uv_poll_t *h, int status, int events)
+{
+    mt_runtime_t *rt = h->data;
+    (void)events;
+    static mt_control_msg_t m;
+    int rc = status < 0 ? -1 : 0;
+    while (rc == 0 && (rc = mt_control_recv(rt->worker->control, &m)) == 1) {
+        on_control_msg(rt, &m);
+        rc = 0;
+    }
+    if (rc < 0) { /* the supervisor is gone: leave as a drain would */
+        uv_poll_stop(h);
+        mt_log_msg(&rt->log, MT_LOG_ERROR, "moontide.runtime", "the supervisor is gone: draining");
+        if (!rt->proc.draining && !rt->finishing)
+            start_drain(rt, "supervisor gone");
+    }
+}
+
+/* A message from another worker. */
+static void on_mesh(void *ud, int from, int type, const void *data, size_t len)
+{
+    mt_runtime_t *rt = ud;
+    (void)from;
+    if (type == MT_MESH_GROUP)
+        mt_channel_mesh_message(&rt->channel, data, len);
+}
+
+/* Once a second, in a worker: its row and metrics on the board, and in
+ * worker 1 the in-process alerts over the server's metrics. */
+static void worker_sweep(mt_runtime_t *rt)
+{
+    mt_instruments_publish(&rt->ins);
+    if (rt->worker->index != 1)
+        return;
+    mt_instruments_aggregate(&rt->ins, &rt->agg);
+    rt->metrics_view = &rt->agg;
+    mt_script_alerts_tick(&rt->script);
+    rt->metrics_view = NULL;
+    mt_metrics_free(&rt->agg);
+    mt_buf_t json = MT_BUF_INIT;
+    mt_script_alerts_json(&rt->script, &json);
+    mt_board_publish(rt->worker->board, MT_BLOB_ALERTS, 0, json.data, json.len);
+    mt_buf_free(&json);
 }
 
 /* A script's timer fired. */
@@ -136,7 +283,7 @@ static void on_redis_message(void *ud, const char *group, size_t len, const void
                              size_t plen, int binary)
 {
     mt_runtime_t *rt = ud;
-    mt_channel_redis_message(&rt->channel, group, len, payload, plen, binary);
+    mt_channel_remote_message(&rt->channel, group, len, payload, plen, binary);
 }
 
 static void on_redis_subscribed(void *ud, const char *group, size_t len)
@@ -191,6 +338,10 @@ static void on_sweep(uv_timer_t *t)
     mt_ws_sweep(&rt->ws);
     mt_health_evaluate(&rt->health);
     mt_script_sample(&rt->script);
+    if (rt->worker) {
+        worker_sweep(rt);
+        return;
+    }
     mt_instruments_collect(&rt->ins);
     mt_script_alerts_tick(&rt->script);
 }
@@ -220,7 +371,11 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     mt_runtime_t *rt = h->data;
     if (signum == SIGHUP) {
-        if (!rt->finishing)
+        if (rt->finishing)
+            return;
+        if (rt->worker)
+            request_reload(rt, "signal", 0); /* every worker reloads, or none */
+        else
             mt_runtime_reload(rt, "signal", NULL, 0);
         return;
     }
@@ -271,8 +426,34 @@ static void finish(mt_runtime_t *rt, const char *why)
     mt_instruments_close(&rt->ins);
     mt_watch_stop(&rt->watch);
     mt_redis_stop(&rt->redis);
+    if (rt->worker) {
+        mt_board_worker_t *row = mt_board_worker(rt->worker->board, rt->worker->index - 1);
+        atomic_store(&row->up, 0);
+        mt_mesh_detach(rt->worker->mesh);
+        if (rt->control_poll.loop)
+            close_handle((uv_handle_t *)&rt->control_poll);
+    }
     if (rt->lws)
         lws_context_destroy(rt->lws);
+}
+
+/* In a worker: the edges read the server's figures from the board, and
+ * group sends reach the other workers through the mesh. */
+static void wire_worker(mt_runtime_t *rt)
+{
+    mt_worker_t *w = rt->worker;
+    int self = w->index - 1;
+    rt->log.worker = w->index;
+    rt->ws.server_conns = mt_board_connections(w->board);
+    rt->ws.own_conns = &mt_board_worker(w->board, self)->connections;
+    rt->health.board = w->board;
+    rt->health.self = self;
+    rt->ins.board = w->board;
+    rt->ins.self = self;
+    rt->report.board = w->board;
+    rt->http.board = w->board;
+    rt->http.alerts_here = w->index == 1;
+    mt_channel_use_mesh(&rt->channel, w->mesh);
 }
 
 /* Gives each layer what it uses, bottom up, and the owner's callbacks. */
@@ -312,11 +493,22 @@ static int wire(mt_runtime_t *rt)
         return -1;
     mt_script_sample(&rt->script);
 
-    rt->report = (mt_report_t){cfg, &rt->proc, &rt->conns, &rt->groups, &rt->channel, &rt->script};
+    rt->report = (mt_report_t){.cfg = cfg,
+                               .proc = &rt->proc,
+                               .conns = &rt->conns,
+                               .groups = &rt->groups,
+                               .channel = &rt->channel,
+                               .script = &rt->script};
     mt_admin_init(&rt->admin, cfg->admin_token);
     rt->rq = (mt_requests_t){&rt->log, &rt->rand, &rt->ins, &cfg->trusted_proxies};
-    rt->http = (mt_http_t){&rt->rq,     &rt->admin,  &rt->health,     &rt->ins,
-                           &rt->report, &rt->script, on_admin_reload, rt};
+    rt->http = (mt_http_t){.rq = &rt->rq,
+                           .admin = &rt->admin,
+                           .health = &rt->health,
+                           .ins = &rt->ins,
+                           .report = &rt->report,
+                           .script = &rt->script,
+                           .reload = on_admin_reload,
+                           .ud = rt};
     mt_ws_t *ws = &rt->ws;
     ws->cfg = cfg;
     ws->proc = &rt->proc;
@@ -330,6 +522,8 @@ static int wire(mt_runtime_t *rt)
     ws->message_duration = rt->ins.message_duration;
     ws->drained = on_drained;
     ws->ud = rt;
+    if (rt->worker)
+        wire_worker(rt);
     return 0;
 }
 
@@ -364,6 +558,31 @@ int mt_runtime_assemble(mt_runtime_t *rt, mt_config_t *cfg, int log_fd)
     }
     rt->loop.data = rt;
     return wire(rt);
+}
+
+int mt_runtime_init_worker(mt_runtime_t *rt, mt_config_t *cfg, mt_worker_t *w)
+{
+    rt->worker = w;
+    return mt_runtime_init(rt, cfg);
+}
+
+/* A worker serves: on the mesh, answering its supervisor, on the board. */
+static void worker_start(mt_runtime_t *rt)
+{
+    mt_worker_t *w = rt->worker;
+    mt_board_worker_t *row = mt_board_worker(w->board, w->index - 1);
+    mt_mesh_attach(w->mesh, w->index - 1, &rt->loop, on_mesh, rt);
+    uv_poll_init(&rt->loop, &rt->control_poll, w->control);
+    rt->control_poll.data = rt;
+    uv_poll_start(&rt->control_poll, UV_READABLE, on_control);
+    uv_unref((uv_handle_t *)&rt->control_poll);
+    atomic_store(&row->pid, (int32_t)getpid());
+    atomic_store(&row->started_ms, (uint64_t)(rt->proc.started_at * 1000));
+    atomic_store(&row->ready, (uint32_t)rt->health.ready);
+    post_reload(rt);
+    mt_instruments_publish(&rt->ins);
+    atomic_store(&row->up, 1);
+    mt_control_send(w->control, MT_CTL_READY, 0, 1, rt->script.generation, 0, NULL, 0);
 }
 
 int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
@@ -419,7 +638,10 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
     }
     mt_listen_start(&rt->listener, &rt->loop, &rt->log, on_accept, rt);
     rt->listen_port = rt->listener.port;
-    mt_watch_start(&rt->watch, &rt->loop, rt->cfg.scripts, &rt->log, on_scripts_changed, rt);
+    if (rt->worker) /* the supervisor watches the scripts for all */
+        worker_start(rt);
+    else
+        mt_watch_start(&rt->watch, &rt->loop, rt->cfg.scripts, &rt->log, on_scripts_changed, rt);
     rt->proc.startup_seconds = mt_mono() - rt->proc.started_mono;
     mt_metric_set(rt->ins.startup, rt->proc.startup_seconds);
 
@@ -460,6 +682,11 @@ void mt_runtime_free(mt_runtime_t *rt)
         mt_instruments_close(&rt->ins);
         mt_watch_stop(&rt->watch);
         mt_redis_stop(&rt->redis);
+        if (rt->worker) {
+            mt_mesh_detach(rt->worker->mesh);
+            if (rt->control_poll.loop)
+                close_handle((uv_handle_t *)&rt->control_poll);
+        }
         uv_run(&rt->loop, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop);
         rt->loop.data = NULL;
@@ -473,6 +700,8 @@ void mt_runtime_free(mt_runtime_t *rt)
     mt_groups_free(&rt->groups);
     mt_metrics_free(&rt->metrics);
     mt_ws_free(&rt->ws);
+    mt_http_free(&rt->http);
+    mt_instruments_free(&rt->ins);
     mt_config_free(&rt->cfg);
     mt_log_free(&rt->log);
     current = NULL;

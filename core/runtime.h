@@ -22,16 +22,19 @@
 #define MT_RUNTIME_H
 
 #include "admin.h"
+#include "board.h"
 #include "channel.h"
 #include "clock.h"
 #include "config.h"
 #include "conn.h"
+#include "control.h"
 #include "group.h"
 #include "health.h"
 #include "http.h"
 #include "instruments.h"
 #include "listen.h"
 #include "log.h"
+#include "mesh.h"
 #include "metrics.h"
 #include "process.h"
 #include "rand.h"
@@ -47,6 +50,19 @@
 
 #include <libwebsockets.h>
 #include <uv.h>
+
+/* What a worker of a server of several gets from its supervisor
+ * (supervisor.h): its number, the mesh and board shared by all workers,
+ * and its end of the control socket. */
+typedef struct mt_worker {
+    int index; /* 1..n */
+    int n;
+    mt_mesh_t *mesh;
+    mt_board_t *board;
+    int control;
+} mt_worker_t;
+
+#define MT_RUNTIME_ADMIN_WAIT 16 /* admin reloads waiting for the supervisor */
 
 typedef struct mt_runtime {
     /* base */
@@ -86,6 +102,18 @@ typedef struct mt_runtime {
 
     int listen_port;
     uint64_t redis_requests; /* ids of scripts' Redis commands */
+    /* A worker of a server of several (NULL: one process). */
+    mt_worker_t *worker;
+    uv_poll_t control_poll;
+    uint32_t next_request; /* ids of reloads this worker asks for */
+    struct {
+        uint32_t id;
+        uint64_t ticket;
+    } admin_wait[MT_RUNTIME_ADMIN_WAIT];
+    /* What the in-process alerts read: the server's metrics in a worker
+     * (rebuilt before each evaluation), else NULL for this registry. */
+    mt_metrics_t *metrics_view;
+    mt_metrics_t agg;
     int finishing;
     int exit_code;
 } mt_runtime_t;
@@ -109,6 +137,9 @@ int mt_runtime_assemble(mt_runtime_t *rt, mt_config_t *cfg, int log_fd);
  * -1 after logging why (then call mt_runtime_free).
  */
 int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg);
+/** mt_runtime_init for worker w of a server of several (supervisor.h):
+ *  listens on the shared port, joins the mesh, answers the supervisor. */
+int mt_runtime_init_worker(mt_runtime_t *rt, mt_config_t *cfg, mt_worker_t *w);
 /** Serves until the process is told to stop; returns the exit status. */
 int mt_runtime_run(mt_runtime_t *rt);
 /** Releases everything; safe after a failed init. */

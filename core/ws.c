@@ -397,7 +397,8 @@ static int on_confirm_upgrade(mt_ws_t *ws, struct lws *wsi)
     }
     if (ws->proc->draining)
         return refuse(ws, wsi, 503, "draining", pattern, MT_ERR_CONNECTION_FAILED, NULL);
-    if (mt_conns_count(ws->conns) >= (uint32_t)ws->cfg->max_connections)
+    uint32_t open = ws->server_conns ? atomic_load(ws->server_conns) : mt_conns_count(ws->conns);
+    if (open >= (uint32_t)ws->cfg->max_connections)
         return refuse(ws, wsi, 503, "connection_limit", pattern, MT_ERR_CONNECTION_FAILED, NULL);
     return 0;
 }
@@ -419,6 +420,10 @@ static void on_established(mt_ws_t *ws, struct lws *wsi)
     mt_addr_parse(&c->remote_addr, text);
     c->user_agent = mt_request_header(wsi, WSI_TOKEN_HTTP_USER_AGENT, 256);
     ws->stats->connections_total++;
+    if (ws->server_conns) {
+        atomic_fetch_add(ws->server_conns, 1);
+        atomic_fetch_add(ws->own_conns, 1);
+    }
 
     char path[512] = "", query[512] = "";
     lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI);
@@ -804,6 +809,10 @@ static void on_closed(mt_ws_t *ws, mt_conn_t *c, struct lws *wsi)
     lws_set_opaque_user_data(wsi, NULL);
     mt_ws_forget(ws, c);
     mt_conn_free(ws->conns, c);
+    if (ws->server_conns) {
+        atomic_fetch_sub(ws->server_conns, 1);
+        atomic_fetch_sub(ws->own_conns, 1);
+    }
     if (ws->proc->draining && mt_conns_count(ws->conns) == 0)
         ws->drained(ws->ud);
 }

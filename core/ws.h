@@ -49,6 +49,7 @@
 #include "stats.h"
 
 #include <libwebsockets.h>
+#include <stdatomic.h>
 #include <uv.h>
 
 /* The lws protocol every upgrade that offers Sec-WebSocket-Protocol is
@@ -93,6 +94,9 @@ typedef struct mt_ws {
     mt_script_t *script;
     mt_requests_t *rq;
     mt_series_t *message_duration;
+    /* In a server of several workers (board.h), or NULL: the server's open
+     * WebSockets (max_connections holds for them all) and this worker's. */
+    _Atomic uint32_t *server_conns, *own_conns;
     void (*drained)(void *ud); /* the last connection of a drain closed */
     void *ud;
 } mt_ws_t;

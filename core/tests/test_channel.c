@@ -121,17 +121,86 @@ static void test_redis_events(void)
     CHECK(!g->subscribed);
 
     /* Another instance's message reaches the local members, binary kept. */
-    mt_channel_redis_message(&fx.ch, "room", 4, "\x01\x02", 2, 1);
+    mt_channel_remote_message(&fx.ch, "room", 4, "\x01\x02", 2, 1);
     CHECK(fx.c[0]->q.len == 2);
     mt_frame_t *f = fx.c[0]->q.items[(fx.c[0]->q.head + 1) % fx.c[0]->q.cap];
     CHECK(f->len == 2 && f->opcode == MT_FRAME_BINARY);
-    mt_channel_redis_message(&fx.ch, "elsewhere", 9, "x", 1, 0);
+    mt_channel_remote_message(&fx.ch, "elsewhere", 9, "x", 1, 0);
     CHECK(fx.c[1]->q.len == 0 && fx.c[2]->q.len == 0);
     teardown(&fx);
 }
 
+/* Two workers' channels joined by a mesh (both sides in this process). */
+static mt_channel_t *receiver;
+
+static void on_mesh(void *ud, int from, int type, const void *data, size_t len)
+{
+    (void)ud;
+    (void)from;
+    CHECK(type == MT_MESH_GROUP);
+    mt_channel_mesh_message(receiver, data, len);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void test_mesh(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_timer_t alive;
+    uv_timer_init(&loop, &alive);
+    uv_timer_start(&alive, on_tick, 60000, 0);
+    static mt_mesh_t ma, mb;
+    char err[128];
+    CHECK(mt_mesh_create(&ma, 2, 65536, err, sizeof err) == 0);
+    mb = ma;
+    memset(mb.backlog, 0, sizeof mb.backlog);
+    memset(mb.partial, 0, sizeof mb.partial);
+    fixture_t a, b;
+    setup(&a, NULL);
+    setup(&b, NULL);
+    receiver = &b.ch;
+    mt_mesh_attach(&ma, 0, &loop, on_mesh, NULL);
+    mt_mesh_attach(&mb, 1, &loop, on_mesh, NULL);
+    mt_channel_use_mesh(&a.ch, &ma);
+    mt_channel_use_mesh(&b.ch, &mb);
+    mt_channel_join(&a.ch, "room", 4, a.c[0]);
+    mt_channel_join(&b.ch, "room", 4, b.c[0]);
+    mt_channel_join(&b.ch, "room", 4, b.c[1]);
+    /* Local delivery now; the other worker's members once the loop turns. */
+    CHECK(send_text(&a.ch, "room", "hello") == 1 && a.c[0]->q.len == 1);
+    CHECK(b.c[0]->q.len == 0);
+    mt_frame_t *bin = mt_frame_new("\x01\x02\x03", 3, 1);
+    mt_channel_group_send(&a.ch, "room", 4, bin);
+    mt_frame_unref(bin);
+    for (int i = 0; i < 10; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(b.c[0]->q.len == 2 && b.c[1]->q.len == 2 && b.c[2]->q.len == 0);
+    mt_frame_t *f = mt_sendq_peek(&b.c[0]->q);
+    CHECK(f->len == 5 && memcmp(mt_frame_payload(f), "hello", 5) == 0);
+    f = b.c[0]->q.items[(b.c[0]->q.head + 1) % b.c[0]->q.cap];
+    CHECK(f->len == 3 && f->opcode == MT_FRAME_BINARY);
+    CHECK(a.c[0]->q.len == 2); /* the sender's worker: once, not echoed back */
+    /* Malformed mesh messages are ignored. */
+    mt_channel_mesh_message(&b.ch, "x", 1);
+    mt_channel_mesh_message(&b.ch, "\0\0\xff\0", 4);
+    CHECK(b.c[0]->q.len == 2);
+    mt_mesh_detach(&ma);
+    mt_mesh_detach(&mb);
+    uv_close((uv_handle_t *)&alive, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    teardown(&a);
+    teardown(&b);
+    mt_mesh_destroy(&ma);
+}
+
 int main(void)
 {
+    test_mesh();
     test_memory();
     test_redis_events();
     return CHECK_DONE();

@@ -34,9 +34,10 @@ int main(void)
     CHECK(cfg.heartbeat_interval == 30 && cfg.graceful_shutdown_timeout == 10);
     CHECK(cfg.max_message_bytes == 1048576 && cfg.log_level == MT_LOG_INFO);
     CHECK(cfg.redis_url == NULL && cfg.config_path == NULL);
-    CHECK(cfg.workers == 1 && cfg.max_connections == 0); /* 0: auto */
+    CHECK(cfg.workers == 0 && cfg.max_connections == 0); /* 0: auto */
     mt_config_resolve(&cfg, 20000);
-    CHECK(cfg.workers == 1 && cfg.max_connections == 20000 - MT_FD_RESERVE);
+    CHECK(cfg.workers == mt_config_cpus());
+    CHECK(cfg.max_connections == cfg.workers * (20000 - MT_FD_RESERVE));
     mt_config_free(&cfg);
 
     /* workers and max_connections: auto or a number, from any source. */

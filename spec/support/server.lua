@@ -157,8 +157,9 @@ function _M.start(opts)
     for path, text in pairs(opts.files or {}) do
         write_file(dir .. "/lua/" .. path, text)
     end
+    -- One process unless a spec asks for more (spec/integration/20-workers).
     local settings = {
-        host = "127.0.0.1", port = 0, scripts = dir .. "/lua", log_level = "DEBUG",
+        host = "127.0.0.1", port = 0, scripts = dir .. "/lua", log_level = "DEBUG", workers = 1,
     }
     for k, v in pairs(opts.config or {}) do
         settings[k] = v
@@ -191,8 +192,10 @@ function _M.start(opts)
     self.pid = _M.spawn(prog, argv, self.log_path, opts.env)
     started[#started + 1] = self
     if opts.wait ~= false then
-        local line = self:wait_log(function(l) return l.message == "listening" end,
-            opts.timeout or 10)
+        -- With several workers, the supervisor's line: every worker listens.
+        local line = self:wait_log(function(l)
+            return l.message == "listening" and (l.worker == nil or l.worker == 0)
+        end, opts.timeout or 10)
         self.port = line.port
     end
     return self
