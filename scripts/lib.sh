@@ -33,3 +33,38 @@ fd_count() {
 field() {
     sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p" <<<"$1"
 }
+
+# The process and its children (a supervisor and its workers), one pid a line.
+tree_pids() {
+    echo "$1"
+    ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '
+}
+
+# Resident memory of a process and its children, in KB.
+tree_rss() {
+    local total=0 pid kb
+    for pid in $(tree_pids "$1"); do
+        kb=$(rss_kb "$pid")
+        total=$((total + ${kb:-0}))
+    done
+    echo "$total"
+}
+
+# Open file descriptors of a process and its children.
+tree_fds() {
+    local total=0 pid
+    for pid in $(tree_pids "$1"); do
+        [[ -d /proc/$pid ]] && total=$((total + $(fd_count "$pid")))
+    done
+    echo "$total"
+}
+
+# CPU seconds of a process and its children.
+tree_cpu() {
+    local total=0 pid
+    for pid in $(tree_pids "$1"); do
+        [[ -r /proc/$pid/stat ]] || continue
+        total=$(awk -v a="$total" -v b="$(cpu_seconds "$pid")" 'BEGIN { print a + b }')
+    done
+    echo "$total"
+}
