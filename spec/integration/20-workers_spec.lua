@@ -142,8 +142,8 @@ describe("workers #integration", function()
             close_all(list)
         end)
 
-        it("reload every worker, with 400 connections open, dropping none", function()
-            local list = clients(srv, "reload", 400)
+        it("reload every worker, with 1 000 connections open, dropping none", function()
+            local list = clients(srv, "reload", 1000)
             for i = 1, 3 do
                 local res = client.http(srv:url("/admin/reload"), { method = "POST",
                     headers = { authorization = "Bearer s3cret" } })
