@@ -27,7 +27,7 @@ size_t mt_channel_deliver_local(mt_channel_t *ch, const char *group, size_t len,
     /* Enqueueing may close a member whose queue overflows, but never
      * removes it from the group here: closes take effect in callbacks. */
     for (uint32_t i = 0; i < g->n; i++)
-        mt_conn_enqueue(ch->conns, g->members[i], f);
+        mt_conn_deliver(ch->conns, g->members[i], f);
     return g->n;
 }
 
@@ -105,6 +105,14 @@ static void emptied(void *ud, const char *name, size_t len)
 void mt_channel_leave_all(mt_channel_t *ch, mt_conn_t *c)
 {
     mt_groups_discard_all(ch->groups, c, emptied, ch);
+}
+
+int mt_channel_group_ready(const mt_channel_t *ch, const char *group, size_t len)
+{
+    if (!ch->redis)
+        return 1;
+    const mt_group_t *g = mt_groups_find(ch->groups, group, len);
+    return g && g->subscribed && mt_redis_can_subscribe(ch->redis);
 }
 
 int mt_channel_ready(const mt_channel_t *ch, const char **reason)

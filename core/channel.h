@@ -54,11 +54,16 @@ void mt_channel_join(mt_channel_t *ch, const char *group, size_t len, mt_conn_t 
 int mt_channel_leave(mt_channel_t *ch, const char *group, size_t len, mt_conn_t *c);
 /** Removes a closing connection from all its groups. */
 void mt_channel_leave_all(mt_channel_t *ch, mt_conn_t *c);
+/** 1 when group sends made from now on reach this instance's members of
+ *  group (with Redis: its subscription is confirmed), else 0. */
+int mt_channel_group_ready(const mt_channel_t *ch, const char *group, size_t len);
 /** 1 when the layer can carry traffic; else 0 with a reason. */
 int mt_channel_ready(const mt_channel_t *ch, const char **reason);
 
-/* The message type of a group send on the mesh. */
+/* Message types on the mesh: a group send; a message for the other
+ * worker's Lua (mt_ffi_mesh_send, delivered by the root). */
 #define MT_MESH_GROUP 1
+#define MT_MESH_LUA 2
 
 /** Uses the mesh to reach the other workers (in-memory layer only). */
 void mt_channel_use_mesh(mt_channel_t *ch, mt_mesh_t *mesh);

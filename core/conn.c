@@ -42,6 +42,25 @@ static int drop_oldest(mt_conns_t *cs, mt_conn_t *c, const mt_frame_t *f)
     return 1;
 }
 
+void mt_conn_deliver(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f)
+{
+    if (!c->held) {
+        mt_conn_enqueue(cs, c, f);
+        return;
+    }
+    if (c->closing || c->closed || c->peer_closed)
+        return;
+    /* Held: the bound applies to both queues together. */
+    if (c->q.bytes + c->held->bytes + f->len > cs->max_queue_bytes) {
+        cs->stats->errors[MT_ERR_SEND_QUEUE_OVERFLOW]++;
+        cs->stats->send_queue_dropped_frames += c->held->len + 1;
+        cs->hooks.overflow(cs->hooks.ud, c, c->q.bytes + c->held->bytes, c->held->len);
+        mt_conn_close(cs, c, 1013 /* try again later */, "send queue overflow", 19, 1);
+        return;
+    }
+    mt_sendq_push(c->held, f);
+}
+
 void mt_conn_enqueue(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f)
 {
     if (c->closing || c->closed || c->peer_closed)
@@ -75,11 +94,65 @@ int mt_conn_close(mt_conns_t *cs, mt_conn_t *c, int code, const char *reason, si
     return MT_OK;
 }
 
+int mt_conn_hold(mt_conns_t *cs, mt_conn_t *c)
+{
+    (void)cs;
+    if (c->closing || c->closed || c->held)
+        return MT_DECLINED;
+    c->held = mt_xcalloc(1, sizeof *c->held);
+    return MT_OK;
+}
+
+double mt_frame_offset(mt_frame_t *f)
+{
+    static const char key[] = "\"offset\":";
+    const size_t klen = sizeof key - 1;
+    const char *p = (const char *)mt_frame_payload(f);
+    if (f->len < klen + 1)
+        return -1;
+    /* Appended last by the stream that numbered it: look from the end. */
+    for (size_t i = f->len - klen + 1; i-- > 0;)
+        if (p[i] == '"' && memcmp(p + i, key, klen) == 0) {
+            char num[24];
+            size_t n = 0, at = i + klen;
+            while (at < f->len && n < sizeof num - 1 && p[at] >= '0' && p[at] <= '9')
+                num[n++] = p[at++];
+            num[n] = '\0';
+            return n ? strtod(num, NULL) : -1;
+        }
+    return -1;
+}
+
+uint32_t mt_conn_release(mt_conns_t *cs, mt_conn_t *c, double after)
+{
+    mt_sendq_t *held = c->held;
+    if (!held)
+        return 0;
+    c->held = NULL;
+    uint32_t passed = 0;
+    while (held->len) {
+        mt_frame_t *f = mt_sendq_peek(held);
+        double off = mt_frame_offset(f);
+        if (off < 0 || off > after) {
+            mt_conn_enqueue(cs, c, f);
+            passed++;
+        }
+        mt_sendq_pop(held);
+    }
+    mt_sendq_clear(held);
+    free(held);
+    return passed;
+}
+
 void mt_conn_free(mt_conns_t *cs, mt_conn_t *c)
 {
     if (!c)
         return;
     mt_handles_del(&cs->handles, c->id);
+    if (c->held) {
+        mt_sendq_clear(c->held);
+        free(c->held);
+    }
     mt_sendq_clear(&c->q);
     mt_buf_free(&c->rx);
     mt_wsframe_free(&c->scan);

@@ -40,6 +40,7 @@ typedef struct mt_conn {
     uint64_t id; /* handle for Lua; never 0 */
     struct lws *wsi;
     mt_sendq_t q;
+    mt_sendq_t *held; /* frames held back while the connection catches up; NULL: none */
     mt_buf_t rx; /* reassembly of a message that spans callbacks */
     mt_wsframe_t scan; /* the client's frames, seen before lws parses them */
     mt_membership_t *groups; /* group0 until a second group is joined */
@@ -135,6 +136,28 @@ void mt_conn_enqueue(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f);
  * closing or closed.
  */
 int mt_conn_close(mt_conns_t *cs, mt_conn_t *c, int code, const char *reason, size_t len, int now);
+
+/**
+ * A group's frame for c (channel.c): queued as mt_conn_enqueue does, or
+ * held back while c is held (mt_conn_hold).
+ */
+void mt_conn_deliver(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f);
+/**
+ * Holds back the group deliveries from now on (a client catching up on a
+ * room's history: live messages wait until what it missed has been sent;
+ * what the connection is sent directly still goes out).
+ * MT_OK, or MT_DECLINED when it is closing or already held.
+ */
+int mt_conn_hold(mt_conns_t *cs, mt_conn_t *c);
+/**
+ * Ends a hold: the held frames follow what was queued meanwhile, but for
+ * those that carry a stream offset (a JSON object with "offset":N) not
+ * above after, which the catch-up has already sent. Returns how many it
+ * let through. A connection not held: 0.
+ */
+uint32_t mt_conn_release(mt_conns_t *cs, mt_conn_t *c, double after);
+/** The stream offset a frame's JSON carries ("offset":N), or -1. */
+double mt_frame_offset(mt_frame_t *f);
 
 /** Appends the connection's identity fields to a log line or JSON object. */
 void mt_conn_log_fields(const mt_conn_t *c, mt_buf_t *b);

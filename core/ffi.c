@@ -24,7 +24,8 @@
 _Static_assert((int)MT_FFI_OK == MT_OK && (int)MT_FFI_ERROR == MT_ERROR &&
                    (int)MT_FFI_AGAIN == MT_AGAIN && (int)MT_FFI_DECLINED == MT_DECLINED &&
                    MT_FFI_CLOSE_REASON_MAX == MT_CLOSE_REASON_MAX &&
-                   MT_FFI_GROUP_NAME_MAX == MT_GROUP_NAME_MAX,
+                   MT_FFI_GROUP_NAME_MAX == MT_GROUP_NAME_MAX &&
+                   MT_FFI_REDIS_HEADER_VERSION == MT_REDIS_HEADER_VERSION,
                "status codes and limits shared with Lua");
 
 static mt_conn_t *live_conn(mt_runtime_t *rt, uint64_t id)
@@ -315,16 +316,18 @@ int mt_ffi_redis_command(int argc, const char **argv, const size_t *argvlen, dou
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
-    if (argc < 1 || argc > 1024 || !argv || !argvlen || !out_id)
+    if (argc < 1 || argc > 1024 || !argv || !argvlen)
         return MT_ERROR;
     if (!rt->channel.redis)
         return MT_DECLINED;
-    uint64_t id = ++rt->redis_requests;
+    /* out_id NULL: nobody waits for the reply, which Lua then never sees. */
+    uint64_t id = out_id ? ++rt->redis_requests : 0;
     if (mt_redis_send_command(&rt->redis, argc, argv, argvlen, id) != 0) {
         rt->stats.errors[MT_ERR_REDIS_UNAVAILABLE]++;
         return MT_AGAIN;
     }
-    *out_id = (double)id;
+    if (out_id)
+        *out_id = (double)id;
     return MT_OK;
 }
 
@@ -382,6 +385,63 @@ int mt_ffi_metric_bounds(const char *name, size_t nlen, double *out, int max)
     int n = f->nbounds < max ? f->nbounds : max;
     memcpy(out, f->bounds, (size_t)n * sizeof *out);
     return n;
+}
+
+/* Holding and releasing a connection's frames while it catches up. */
+int mt_ffi_conn_hold(uint64_t conn)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
+    mt_conn_t *c = live_conn(rt, conn);
+    return c ? mt_conn_hold(&rt->conns, c) : MT_DECLINED;
+}
+
+int mt_ffi_conn_release(uint64_t conn, double after)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
+    mt_conn_t *c = mt_conn_get(&rt->conns, conn);
+    if (!c)
+        return MT_DECLINED;
+    return (int)mt_conn_release(&rt->conns, c, after);
+}
+
+/* This worker's number (1..n), or 0 in a server of one process. */
+int mt_ffi_worker_index(void)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    return rt->worker ? rt->worker->index : 0;
+}
+
+int mt_ffi_worker_count(void)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    return rt->worker ? rt->worker->n : 1;
+}
+
+/* A message to another worker's Lua (worker: 1..n); MT_DECLINED when it
+ * is down or this is one process. */
+int mt_ffi_mesh_send(int worker, const char *data, size_t len)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
+    if (!data || worker < 1)
+        return MT_ERROR;
+    if (!rt->worker || worker > rt->worker->n || worker == rt->worker->index)
+        return MT_DECLINED;
+    return mt_mesh_send(rt->worker->mesh, worker - 1, MT_MESH_LUA, data, len, NULL, 0) == 0
+               ? MT_OK
+               : MT_DECLINED;
+}
+
+/* 1 when a group send made from now on reaches this instance's members. */
+int mt_ffi_group_ready(const char *name, size_t len)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
+    if (!valid_group(name, len))
+        return MT_ERROR;
+    return mt_channel_group_ready(&rt->channel, name, len);
 }
 
 #pragma GCC visibility pop

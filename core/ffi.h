@@ -29,7 +29,8 @@ enum {
     MT_FFI_AGAIN = -2,
     MT_FFI_DECLINED = -5,
     MT_FFI_CLOSE_REASON_MAX = 123,
-    MT_FFI_GROUP_NAME_MAX = 200
+    MT_FFI_GROUP_NAME_MAX = 200,
+    MT_FFI_REDIS_HEADER_VERSION = 77
 };
 int mt_ffi_conn_send(uint64_t conn, const char *data, size_t len, int binary);
 int mt_ffi_conn_close(uint64_t conn, int code, const char *reason, size_t len);
@@ -62,6 +63,12 @@ int mt_ffi_redis_state(void);
 int mt_ffi_metric_read(const char *name, size_t nlen, const char *match, size_t mlen, int what,
                        double le, double *out);
 int mt_ffi_metric_bounds(const char *name, size_t nlen, double *out, int max);
+int mt_ffi_conn_hold(uint64_t conn);
+int mt_ffi_conn_release(uint64_t conn, double after);
+int mt_ffi_worker_index(void);
+int mt_ffi_worker_count(void);
+int mt_ffi_mesh_send(int worker, const char *data, size_t len);
+int mt_ffi_group_ready(const char *name, size_t len);
 /* FFI-END */
 
 #endif

@@ -3,6 +3,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "status.h"
 
 #include <async.h>
 #include <hiredis.h>
@@ -10,7 +11,7 @@
 #include <string.h>
 
 #define HEADER_LEN 10
-#define HEADER_VERSION 'M'
+#define HEADER_VERSION MT_REDIS_HEADER_VERSION
 #define FLAG_BINARY 1
 #define FLAG_SENDER_DELIVERED 2
 #define RETRY_MIN_MS 100
@@ -499,7 +500,7 @@ static void on_command_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     mt_redis_conn_t *c = ac->data;
     uint64_t id = (uint64_t)(uintptr_t)priv;
-    if (c && c->r)
+    if (id && c && c->r) /* 0: sent without waiting for the reply */
         c->r->ev.reply(c->r->ev.ud, id, reply);
 }
 

@@ -112,7 +112,8 @@ void mt_redis_subscribe(mt_redis_t *r, const char *group, size_t len);
 void mt_redis_unsubscribe(mt_redis_t *r, const char *group, size_t len);
 
 /**
- * Sends a script's command; the reply goes to ev.reply with id. Returns 0,
+ * Sends a script's command; the reply goes to ev.reply with id (0: to
+ * nobody, the reply is dropped). Returns 0,
  * or -1 when the command link is down (no reply follows).
  */
 int mt_redis_send_command(mt_redis_t *r, int argc, const char **argv, const size_t *argvlen,

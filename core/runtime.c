@@ -252,6 +252,8 @@ static void on_mesh(void *ud, int from, int type, const void *data, size_t len)
     (void)from;
     if (type == MT_MESH_GROUP)
         mt_channel_mesh_message(&rt->channel, data, len);
+    else if (type == MT_MESH_LUA)
+        mt_script_mesh(&rt->script, from + 1, data, len);
 }
 
 /* Once a second, in a worker: its row and metrics on the board, and in
@@ -259,11 +261,13 @@ static void on_mesh(void *ud, int from, int type, const void *data, size_t len)
 static void worker_sweep(mt_runtime_t *rt)
 {
     mt_instruments_publish(&rt->ins);
-    if (rt->worker->index != 1)
+    if (rt->worker->index != 1) {
+        mt_script_tick(&rt->script, 0);
         return;
+    }
     mt_instruments_aggregate(&rt->ins, &rt->agg);
     rt->metrics_view = &rt->agg;
-    mt_script_alerts_tick(&rt->script);
+    mt_script_tick(&rt->script, 1);
     rt->metrics_view = NULL;
     mt_metrics_free(&rt->agg);
     mt_buf_t json = MT_BUF_INIT;
@@ -343,7 +347,7 @@ static void on_sweep(uv_timer_t *t)
         return;
     }
     mt_instruments_collect(&rt->ins);
-    mt_script_alerts_tick(&rt->script);
+    mt_script_tick(&rt->script, 1);
 }
 
 static void start_drain(mt_runtime_t *rt, const char *signame)

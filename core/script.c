@@ -345,14 +345,15 @@ int mt_script_init(mt_script_t *s, const mt_config_t *cfg, mt_log_t *log, mt_sta
     s->ref_abort = ref_field(L, host, "abort");
     s->ref_redis_reply = ref_field(L, host, "redis_reply");
     s->ref_readiness = ref_field(L, host, "readiness");
-    s->ref_alerts_tick = ref_field(L, host, "alerts_tick");
+    s->ref_tick = ref_field(L, host, "tick");
+    s->ref_mesh = ref_field(L, host, "mesh");
     s->ref_alerts_json = ref_field(L, host, "alerts_json");
     lua_settop(L, 1);
     if (s->ref_open == LUA_NOREF || s->ref_message == LUA_NOREF || s->ref_close == LUA_NOREF ||
         s->ref_timer == LUA_NOREF || s->ref_match == LUA_NOREF || s->ref_prepare == LUA_NOREF ||
         s->ref_commit == LUA_NOREF || s->ref_abort == LUA_NOREF ||
         s->ref_redis_reply == LUA_NOREF || s->ref_readiness == LUA_NOREF ||
-        s->ref_alerts_tick == LUA_NOREF || s->ref_alerts_json == LUA_NOREF) {
+        s->ref_tick == LUA_NOREF || s->ref_mesh == LUA_NOREF || s->ref_alerts_json == LUA_NOREF) {
         lua_pushliteral(L, "moontide.host lacks one of its entry points");
         return load_error(s, "host");
     }
@@ -579,13 +580,24 @@ int mt_script_readiness(mt_script_t *s, const mt_script_facts_t *facts, int *rea
     return 0;
 }
 
-void mt_script_alerts_tick(mt_script_t *s)
+void mt_script_tick(mt_script_t *s, int with_alerts)
 {
     lua_State *L = s->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_alerts_tick);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_tick);
     lua_pushnumber(L, mt_now());
-    if (call(s, 1, 0, 1) != 0)
-        report(s, "alerts", NULL);
+    lua_pushboolean(L, with_alerts);
+    if (call(s, 2, 0, 1) != 0)
+        report(s, "tick", NULL);
+}
+
+void mt_script_mesh(mt_script_t *s, int from, const void *data, size_t len)
+{
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_mesh);
+    lua_pushinteger(L, from);
+    lua_pushlstring(L, data, len);
+    if (call(s, 2, 0, 1) != 0)
+        report(s, "worker message", NULL);
 }
 
 void mt_script_alerts_json(mt_script_t *s, mt_buf_t *out)

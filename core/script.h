@@ -52,7 +52,7 @@ typedef struct mt_script {
     mt_stats_t *stats;       /* handler_error */
     const mt_conns_t *conns; /* counted in reload log lines */
     int ref_open, ref_message, ref_close, ref_timer, ref_match, ref_prepare, ref_commit, ref_abort;
-    int ref_redis_reply, ref_readiness, ref_alerts_tick, ref_alerts_json;
+    int ref_redis_reply, ref_readiness, ref_tick, ref_mesh, ref_alerts_json;
     double deadline;  /* monotonic end of the running event's budget; 0: none */
     int budget_hit;   /* the running event was interrupted by the budget */
     uint64_t generation; /* scripts loaded so far; 1 after start */
@@ -168,8 +168,12 @@ void mt_script_redis_reply(mt_script_t *s, uint64_t id, void *reply);
  */
 int mt_script_readiness(mt_script_t *s, const mt_script_facts_t *facts, int *ready,
                         mt_buf_t *checks, mt_buf_t *reasons);
-/** Evaluates the in-process alerts (lua/policies/alerts.lua) when due. */
-void mt_script_alerts_tick(mt_script_t *s);
+/** Once a second: the runtime library's periodic work (presence leases),
+ *  and with_alerts the in-process alerts (lua/policies/alerts.lua) when
+ *  due. */
+void mt_script_tick(mt_script_t *s, int with_alerts);
+/** A message for Lua from worker from (1..n), sent with mt_ffi_mesh_send. */
+void mt_script_mesh(mt_script_t *s, int from, const void *data, size_t len);
 /** Appends the JSON body of GET /alerts. */
 void mt_script_alerts_json(mt_script_t *s, mt_buf_t *out);
 /** Samples the state's size into s->memory, for readers that must not

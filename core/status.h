@@ -20,5 +20,8 @@ enum {
 #define MT_CLOSE_REASON_MAX 123
 /* The longest group (room) name, in bytes. */
 #define MT_GROUP_NAME_MAX 200
+/* The first byte of a group message on Redis (redis.h), so that other
+ * writers of the channel (moontide.stream's script) write the same. */
+#define MT_REDIS_HEADER_VERSION 77 /* 'M' */
 
 #endif

@@ -26,7 +26,8 @@
 -- client offering Sec-WebSocket-Protocol gets the first of its offers the
 -- route accepts, as conn.protocol, or none, per RFC 6455). A `{name}`
 -- segment matches unreserved URL characters ([%w_.~-]+) and is passed to
--- the handler in conn.params.name. A handler module returns a table with
+-- the handler in conn.params.name; options = {...} is the handler's own
+-- settings for the route, as conn.options. A handler module returns a table with
 -- any of on_open(conn, request), on_message(conn, data, is_binary) and
 -- on_close(conn, code, reason).
 --
@@ -129,6 +130,7 @@ local function load_routes()
             handler_name = r.handler,
             binary = r.binary,
             protocols = protocol_set(r.protocols, i),
+            options = type(r.options) == "table" and r.options or {},
             handler = load_handler(r.handler),
         }
     end
@@ -389,8 +391,14 @@ function _M.close(handle, code, reason)
     moontide._settle(conn)
     local f = conn._route.handler.on_close
     if f then
-        f(conn, code, reason)
+        local ok, err = xpcall(f, debug.traceback, conn, code, reason)
+        moontide._closed(conn) -- the library's cleanup runs whatever the handler did
+        if not ok then
+            error(err, 0)
+        end
+        return
     end
+    moontide._closed(conn)
 end
 
 --- A timer fired.
@@ -410,8 +418,21 @@ end
 
 --- The in-process alerts (moontide.alerts): evaluated when due, and the
 -- body of GET /alerts.
-_M.alerts_tick = alerts.tick
 _M.alerts_json = alerts.json
+
+--- Once a second: the library's periodic work, and the alerts when asked
+-- (one worker of a server evaluates them).
+function _M.tick(now, with_alerts)
+    moontide._tick(now)
+    if with_alerts then
+        alerts.tick(now)
+    end
+end
+
+--- A message from another worker's Lua (moontide._mesh_send).
+function _M.mesh(from, data)
+    moontide._mesh_message(from, data)
+end
 
 --- The connection object for a handle (tests and tools).
 function _M.connection(handle)

@@ -124,6 +124,9 @@ function Connection.__index(self, k)
     elseif k == "route" then
         local route = rawget(self, "_route")
         return route and route.path
+    elseif k == "options" then -- the route's options = {...} (routes.lua)
+        local route = rawget(self, "_route")
+        return route and route.options or {}
     elseif k == "closed" or k == "query" then
         return k == "query" and "" or false
     end
@@ -228,6 +231,13 @@ end
 function groups.size(name)
     check_group(name)
     return C.mt_ffi_group_size(name, #name)
+end
+
+--- True when a group send made from now on reaches this instance's
+-- members of the group (with Redis: once its subscription is confirmed).
+function groups.ready(name)
+    check_group(name)
+    return C.mt_ffi_group_ready(name, #name) == 1
 end
 
 -- Logging --------------------------------------------------------------
@@ -341,6 +351,14 @@ function timer.after(delay, fn)
     return start(delay, 0, fn)
 end
 
+--- A timer of the runtime library's own: a reload does not cancel it
+-- (library state survives reloads). Internal.
+function _M._after(delay, fn)
+    local t = start(delay, 0, fn)
+    t.library = true
+    return t
+end
+
 --- Runs fn every interval seconds until cancelled.
 function timer.every(interval, fn)
     if type(interval) ~= "number" or interval <= 0 then
@@ -376,7 +394,7 @@ end
 function _M._cancel_timers_except(keep)
     local n = 0
     for id, t in pairs(timers) do
-        if t.generation ~= keep then
+        if t.generation ~= keep and not t.library then
             timers[id] = nil
             C.mt_ffi_timer_stop(id)
             n = n + 1
@@ -571,7 +589,8 @@ function redis.command(args, fn)
         argv[i - 1] = strs[i]
         lens[i - 1] = #strs[i]
     end
-    local rc = C.mt_ffi_redis_command(n, argv, lens, id_out)
+    -- Without a callback, the reply is not brought back to Lua at all.
+    local rc = C.mt_ffi_redis_command(n, argv, lens, fn and id_out or nil)
     strs[0] = nil -- the table stays live up to here
     if rc == STATUS.DECLINED then
         return nil, "redis not configured"
@@ -580,7 +599,9 @@ function redis.command(args, fn)
     elseif rc ~= STATUS.OK then
         return nil, "bad redis command"
     end
-    redis_pending[id_out[0]] = { fn = fn, generation = generation }
+    if fn then
+        redis_pending[id_out[0]] = { fn = fn, generation = generation }
+    end
     return true
 end
 
@@ -611,6 +632,80 @@ function _M._redis_reply(id, value, err)
     if p and p.fn and p.generation == generation then
         p.fn(value, err)
     end
+end
+
+-- Workers and the library's own events ---------------------------------
+
+--- This process's worker number (1..count) and the server's number of
+-- workers; 0 and 1 for a server of one process.
+function _M.worker()
+    return C.mt_ffi_worker_index(), C.mt_ffi_worker_count()
+end
+
+local tick_hooks, close_hooks, mesh_hooks = {}, {}, {}
+
+--- Runs fn(now) once a second (library modules' periodic work). Internal.
+function _M._on_tick(fn)
+    tick_hooks[#tick_hooks + 1] = fn
+end
+
+--- Runs fn(conn) once a connection has closed, after its on_close. Internal.
+function _M._on_close(fn)
+    close_hooks[#close_hooks + 1] = fn
+end
+
+--- Routes messages of kind from other workers to fn(from, msg). Internal.
+function _M._on_mesh(kind, fn)
+    mesh_hooks[kind] = fn
+end
+
+--- Sends msg (a table, JSON-encoded, msg.k = kind) to worker to's Lua;
+-- true, or nil when it is down or this is one process. Internal.
+function _M._mesh_send(to, kind, msg)
+    msg.k = kind
+    local data = json_encode(msg)
+    return C.mt_ffi_mesh_send(to, data, #data) == STATUS.OK or nil
+end
+
+-- Called by the host; errors in one hook do not stop the others.
+local function run_hooks(list, ...)
+    for _, fn in ipairs(list) do
+        local ok, err = pcall(fn, ...)
+        if not ok then
+            _M.log.error("library hook failed", { error = err })
+        end
+    end
+end
+
+--- Internal: the host's once-a-second call.
+function _M._tick(now)
+    run_hooks(tick_hooks, now)
+end
+
+--- Internal: a connection's close, after its handler's on_close.
+function _M._closed(conn)
+    run_hooks(close_hooks, conn)
+end
+
+--- Internal: a message from another worker's Lua.
+function _M._mesh_message(from, data)
+    local msg = json_decode(data)
+    local fn = type(msg) == "table" and mesh_hooks[msg.k]
+    if fn then
+        fn(from, msg)
+    end
+end
+
+--- Holds back the group deliveries to this connection while it catches up
+-- (moontide.stream). Internal.
+function Connection:_hold()
+    return C.mt_ffi_conn_hold(self._handle) == STATUS.OK
+end
+
+--- Lets the held deliveries through but those whose stream offset is not
+-- above after. Internal.
+function Connection:_release(after)
+    return C.mt_ffi_conn_release(self._handle, after or -1)
 end
 
 -- Counters -------------------------------------------------------------

@@ -97,12 +97,178 @@ function REDIS_COMMANDS.LTRIM(db, key, first, last)
     db[key] = REDIS_COMMANDS.LRANGE(db, key, first, last)
     return "OK"
 end
-function REDIS_COMMANDS.SET(db, key, value)
+-- The runtime a fake Redis belongs to (its clock, its groups).
+local db_runtime = setmetatable({}, { __mode = "k" })
+local expiries = setmetatable({}, { __mode = "k" }) -- db -> { key -> clock }
+
+-- A key past its time to live is gone.
+local function live(db, key)
+    local e = expiries[db] and expiries[db][key]
+    if e and e <= db_runtime[db].clock then
+        db[key] = nil
+        expiries[db][key] = nil
+    end
+    return db[key]
+end
+
+local function expire_at(db, key, at)
+    expiries[db] = expiries[db] or {}
+    expiries[db][key] = at
+end
+
+function REDIS_COMMANDS.SET(db, key, value, opt, n)
     db[key] = value
+    if opt and opt:upper() == "PX" then
+        expire_at(db, key, db_runtime[db].clock + tonumber(n) / 1000)
+    elseif opt and opt:upper() == "EX" then
+        expire_at(db, key, db_runtime[db].clock + tonumber(n))
+    elseif expiries[db] then
+        expiries[db][key] = nil
+    end
     return "OK"
 end
 function REDIS_COMMANDS.GET(db, key)
-    return db[key]
+    return live(db, key)
+end
+function REDIS_COMMANDS.EXISTS(db, key)
+    return live(db, key) ~= nil and 1 or 0
+end
+function REDIS_COMMANDS.EXPIRE(db, key, seconds)
+    if live(db, key) == nil then
+        return 0
+    end
+    expire_at(db, key, db_runtime[db].clock + tonumber(seconds))
+    return 1
+end
+function REDIS_COMMANDS.HSET(db, key, field, value)
+    local h = live(db, key) or {}
+    db[key] = h
+    local new = h[field] == nil
+    h[field] = value
+    return new and 1 or 0
+end
+function REDIS_COMMANDS.HDEL(db, key, ...)
+    local h, n = live(db, key), 0
+    for _, f in ipairs({ ... }) do
+        if h and h[f] ~= nil then
+            h[f] = nil
+            n = n + 1
+        end
+    end
+    return n
+end
+function REDIS_COMMANDS.HGETALL(db, key)
+    local out = {}
+    for f, v in pairs(live(db, key) or {}) do
+        out[#out + 1] = f
+        out[#out + 1] = v
+    end
+    return out
+end
+-- Streams with explicit IDs of the form 0-N (what moontide.stream writes).
+local function stream_seq(id)
+    return tonumber(tostring(id):match("-(%d+)$")) or tonumber(id) or 0
+end
+function REDIS_COMMANDS.XADD(db, key, ...)
+    local args = { ... }
+    local s = live(db, key) or { entries = {} }
+    db[key] = s
+    local i, maxlen = 1, nil
+    if args[1] and args[1]:upper() == "MAXLEN" then
+        i = args[2] == "~" and 4 or 3
+        maxlen = tonumber(args[i - 1])
+    end
+    local id = args[i]
+    local fields = {}
+    for k = i + 1, #args do
+        fields[#fields + 1] = args[k]
+    end
+    s.entries[#s.entries + 1] = { id, fields }
+    while maxlen and #s.entries > maxlen do
+        table.remove(s.entries, 1)
+    end
+    return id
+end
+local function xrange(db, key, from, to, count)
+    local s = live(db, key)
+    local out = {}
+    local lo = from == "-" and -math.huge or stream_seq(from)
+    local hi = to == "+" and math.huge or stream_seq(to)
+    for _, e in ipairs(s and s.entries or {}) do
+        local seq = stream_seq(e[1])
+        if seq >= lo and seq <= hi then
+            out[#out + 1] = e
+        end
+    end
+    return out, count and tonumber(count)
+end
+function REDIS_COMMANDS.XRANGE(db, key, from, to, _, count)
+    local out, n = xrange(db, key, from, to, count)
+    while n and #out > n do
+        table.remove(out)
+    end
+    return out
+end
+function REDIS_COMMANDS.XREVRANGE(db, key, to, from, _, count)
+    local out, n = xrange(db, key, from, to, count)
+    local rev = {}
+    for i = #out, 1, -1 do
+        rev[#rev + 1] = out[i]
+    end
+    while n and #rev > n do
+        table.remove(rev)
+    end
+    return rev
+end
+-- PUBLISH on a group's channel reaches the group's members, as the
+-- channel layer delivers it (core/redis.h: a 10-byte header, then the
+-- payload).
+function REDIS_COMMANDS.PUBLISH(db, channel, message)
+    local rt = db_runtime[db]
+    local group = channel:match("group:(.*)$")
+    if group and #message >= 10 and message:byte(1) == const.MT_FFI_REDIS_HEADER_VERSION then
+        rt:_deliver(group, message:sub(11), message:byte(2) % 2 == 1)
+    end
+    return 0
+end
+-- Scripts run here in Lua 5.1, as in Redis, against these commands.
+function REDIS_COMMANDS.EVAL(db, script, nkeys, ...)
+    local args, keys, argv = { ... }, {}, {}
+    for i = 1, #args do
+        if i <= tonumber(nkeys) then
+            keys[#keys + 1] = args[i]
+        else
+            argv[#argv + 1] = args[i]
+        end
+    end
+    local env = {
+        KEYS = keys, ARGV = argv, string = string, math = math, table = table, type = type,
+        tonumber = tonumber, tostring = tostring, ipairs = ipairs, pairs = pairs, unpack = unpack,
+        redis = {
+            call = function(cmd, ...)
+                local f = REDIS_COMMANDS[cmd:upper()]
+                if not f then
+                    error("ERR unknown command '" .. cmd .. "'")
+                end
+                local strs = {}
+                for i, v in ipairs({ ... }) do
+                    strs[i] = tostring(v)
+                end
+                local r = f(db, unpack(strs))
+                if r == nil then
+                    return false -- as Redis hands a nil reply to a script
+                end
+                return r
+            end,
+        },
+    }
+    local chunk = assert(loadstring(script, "=script"))
+    setfenv(chunk, env)
+    local ok, r = pcall(chunk)
+    if not ok then
+        return nil, "ERR " .. tostring(r)
+    end
+    return r
 end
 function REDIS_COMMANDS.DEL(db, ...)
     local n = 0
@@ -126,6 +292,9 @@ end
 local function new_fake_c(rt)
     local C = {}
     local families, series = {}, {} -- id -> table, for the handles given out
+    if rt.redis then
+        db_runtime[rt.redis] = rt
+    end
 
     local function conn_of(handle)
         local c = rt.clients[tonumber(handle)]
@@ -206,6 +375,22 @@ local function new_fake_c(rt)
         return OK
     end
 
+    -- A group's frame for a member: queued, or held while it catches up.
+    local function deliver(handle, data, dlen, binary)
+        local c = conn_of(handle)
+        if c and c.held then
+            c.held[#c.held + 1] = { data = data:sub(1, tonumber(dlen)), binary = binary ~= 0 }
+            return OK
+        end
+        return C.mt_ffi_conn_send(handle, data, dlen, binary)
+    end
+
+    function rt._deliver(_, group, data, binary)
+        for handle in pairs(rt.groups[group] or {}) do
+            deliver(handle, data, #data, binary and 1 or 0)
+        end
+    end
+
     function C.mt_ffi_group_send(name, len, data, dlen, binary)
         if not valid_group(name, len) or data == nil then
             return ERROR
@@ -213,11 +398,57 @@ local function new_fake_c(rt)
         rt.counters.messages.broadcast = rt.counters.messages.broadcast + 1
         local n = 0
         for handle in pairs(rt.groups[name] or {}) do
-            if C.mt_ffi_conn_send(handle, data, dlen, binary) == OK then
+            if deliver(handle, data, dlen, binary) == OK then
                 n = n + 1
             end
         end
         return n
+    end
+
+    function C.mt_ffi_group_ready(name, len)
+        return valid_group(name, len) and 1 or ERROR
+    end
+
+    function C.mt_ffi_conn_hold(handle)
+        local c = conn_of(handle)
+        if not c or c.held then
+            return DECLINED
+        end
+        c.held = {}
+        return OK
+    end
+
+    function C.mt_ffi_conn_release(handle, after)
+        local c = rt.clients[tonumber(handle)]
+        if not c then
+            return DECLINED
+        end
+        local held, n = c.held or {}, 0
+        c.held = nil
+        for _, f in ipairs(held) do
+            local off -- the last "offset":N in the text, as the core reads it
+            for digits in f.data:gmatch('"offset":(%d+)') do
+                off = tonumber(digits)
+            end
+            if not off or off > after then
+                C.mt_ffi_conn_send(handle, f.data, #f.data, f.binary and 1 or 0)
+                n = n + 1
+            end
+        end
+        return n
+    end
+
+    -- One process: no other worker.
+    function C.mt_ffi_worker_index()
+        return 0
+    end
+
+    function C.mt_ffi_worker_count()
+        return 1
+    end
+
+    function C.mt_ffi_mesh_send(worker)
+        return worker < 1 and ERROR or DECLINED
     end
 
     function C.mt_ffi_group_size(name, len)
@@ -523,8 +754,10 @@ local function new_fake_c(rt)
         else
             reply = { nil, "ERR unknown command '" .. args[1] .. "'" }
         end
-        rt.redis_replies[#rt.redis_replies + 1] = { id = rt.next_redis, reply = reply }
-        out_id[0] = rt.next_redis
+        if out_id ~= nil then -- nil: nobody waits for the reply
+            rt.redis_replies[#rt.redis_replies + 1] = { id = rt.next_redis, reply = reply }
+            out_id[0] = rt.next_redis
+        end
         return OK
     end
 
@@ -552,6 +785,7 @@ function _M.new(opts)
         next_timer = 0,
         next_handle = 0,
         clock = opts.clock or 1700000000,
+        next_tick = (opts.clock or 1700000000) + 1,
         log_threshold = opts.log_level or 10,
         metrics = {},   -- name -> family, as handlers defined them
         redis = opts.redis and {} or nil, -- key -> value of the fake Redis
@@ -563,6 +797,11 @@ function _M.new(opts)
             connections_total = 0,
         },
     }, Runtime)
+    for _, name in ipairs({ "moontide.stream", "moontide.presence" }) do
+        if package.loaded[name] then -- library state of an earlier runtime
+            package.loaded[name]._reset()
+        end
+    end
     host.start({ C = new_fake_c(rt), redis_prefix = "moontide:" })
     return rt
 end
@@ -680,8 +919,24 @@ function Runtime:advance(seconds)
                 due[#due + 1] = { id = id, t = t }
             end
         end
-        if #due == 0 then
+        -- The core's once-a-second tick (presence leases, alerts), in turn.
+        local tick_first = self.next_tick <= target
+        for _, d in ipairs(due) do
+            if d.t.due < self.next_tick then
+                tick_first = false
+            end
+        end
+        if tick_first then
+            self.clock = self.next_tick
+            self.next_tick = self.next_tick + 1
+            self:_event("tick", nil, host.tick, self.clock, true)
+            due = nil
+        end
+        if due and #due == 0 then
             break
+        end
+        if not due then
+            goto continue
         end
         table_sort(due, function(a, b)
             if a.t.due ~= b.t.due then
@@ -697,6 +952,7 @@ function Runtime:advance(seconds)
             self.timers[first.id] = nil
         end
         self:_event("timer", nil, host.timer, first.id)
+        ::continue::
     end
     self.clock = target
 end

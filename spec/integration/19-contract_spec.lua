@@ -28,6 +28,8 @@ describe("the contract between the library and the core, on the server", functio
         local victim = assert(client.ws(srv:ws_url("/ws/contract/victim/")))
         runner:send("run")
         assert.equal("x", (runner:receive())) -- the group case's delivery
+        -- the released held delivery (offset 4)
+        assert.equal('{"type":"message","offset":4,"epoch":"e"}', (runner:receive()))
         local results = runner:receive_json()
         contract.assert_results(results)
         local code = victim:expect_close()
