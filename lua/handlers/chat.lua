@@ -2,32 +2,67 @@
 --
 -- Protocol (JSON text frames), one room per path /ws/chat/<room>/:
 --   {"type":"message","text":"..."} -> everyone in the room, sender too,
---       receives {"type":"message","text":"...","connection_id":"<sender>"}
+--       receives {"type":"message","text":"...","connection_id":"<sender>",
+--                 "offset":N,"epoch":"E"}
+--       (offset counts the room's messages; epoch changes when the room's
+--       history was lost and offsets start again)
 --   {"type":"heartbeat"}             -> {"type":"heartbeat_ack"}
+--   {"type":"presence"}              -> {"type":"presence","members":[{"connection_id":...}, ...]}
+--       (every member, on every worker and instance)
 --   not JSON                          -> {"type":"error","error":"json_decode_error"}
 --   JSON but not an object, or a message without a string text
 --                                     -> {"type":"error","error":"invalid_message"}
 --   any other type                    -> {"type":"error","error":"unknown_type"}
--- Errors keep the connection open. With Redis, the room keeps its last
--- HISTORY messages and a client that joins first receives
---   {"type":"history","messages":[<message>, ...]}   (oldest first)
+-- Errors keep the connection open.
+--
+-- Joining: a client that connects afresh gets the room's last messages
+--   {"type":"history","messages":[<message>, ...]}   (oldest first; none: no frame)
+-- A client that reconnects with the last epoch and offset it received
+-- (/ws/chat/<room>/?epoch=E&offset=N) gets instead
+--   {"type":"recovered","ok":true|false,"reason":...,"epoch":E,"offset":N,"missed":K}
+-- then every message it missed, then live ones: none lost, none twice
+-- (ok is false, with the reason, when the history no longer reaches back).
+--
+-- Route options (routes.lua, options = { ... }): history = N messages a
+-- room keeps (default 1000; 0: none, and messages carry no offset),
+-- history_ttl = S seconds it keeps them after
+-- its last message (default 86400), presence_events = true to tell members
+-- of joins and leaves: {"type":"presence","event":"join"|"leave",
+-- "member":{"connection_id":...}} (at most 10 a second a room).
 local moontide = require "moontide"
+local presence = require "moontide.presence"
+local stream = require "moontide.stream"
 
 local type = type
 local json_decode, json_encode = moontide.json.decode, moontide.json.encode
-local redis = moontide.redis
 local groups = moontide.groups
 local count_error, count_message = moontide.count_error, moontide.count_message
 local log = moontide.logger("handlers.chat")
 
 local _M = {}
 
-local HISTORY = 50
+local HISTORY = 50 -- messages a fresh join is sent
 
 local HEARTBEAT_ACK = '{"type":"heartbeat_ack"}'
 local ERR_JSON = '{"type":"error","error":"json_decode_error"}'
 local ERR_INVALID = '{"type":"error","error":"invalid_message"}'
 local ERR_UNKNOWN = '{"type":"error","error":"unknown_type"}'
+
+-- The room's stream, or nil when the route keeps no history (history = 0).
+local function room_stream(conn)
+    local options = conn.options
+    if options.history == 0 then
+        return nil
+    end
+    return stream.open(conn.state.group, { size = options.history, ttl = options.history_ttl })
+end
+
+-- epoch and offset from a query string such as "epoch=ab12&offset=42".
+local function resume_point(query)
+    local epoch = query:match("[?&]?epoch=([%w]+)")
+    local offset = tonumber(query:match("[?&]?offset=(%d+)"))
+    return epoch, offset
+end
 
 function _M.on_open(conn, request)
     local room = request.params.room -- conn.params would keep a table per connection
@@ -36,20 +71,22 @@ function _M.on_open(conn, request)
         return conn:close(1008, "room name too long")
     end
     conn.state.group = group
+    -- announced to the others, then a member
+    presence.join(group, conn, nil, { events = conn.options.presence_events })
     groups.add(group, conn)
-    if redis.available() then
-        conn.state.history_key = redis.key("chat", "history", room)
-        redis.command({ "LRANGE", conn.state.history_key, 0, HISTORY - 1 }, function(list)
-            if type(list) ~= "table" or #list == 0 or conn.closed then
-                return
-            end
-            local messages = {}
-            for i = #list, 1, -1 do -- stored newest first
-                messages[#messages + 1] = json_decode(list[i])
-            end
-            conn:send({ type = "history", messages = messages })
-        end)
+    local s = room_stream(conn)
+    if not s then
+        return
     end
+    local epoch, offset = resume_point(conn.query)
+    if epoch and offset then
+        return s:resume(conn, epoch, offset)
+    end
+    s:recent(HISTORY, function(texts)
+        if texts and #texts > 0 and not conn.closed then
+            conn:send('{"type":"history","messages":[' .. table.concat(texts, ",") .. "]}")
+        end
+    end)
 end
 
 function _M.on_message(conn, text)
@@ -67,15 +104,30 @@ function _M.on_message(conn, text)
         if type(msg.text) ~= "string" then
             return conn:send(ERR_INVALID)
         end
-        local out = json_encode({ type = "message", text = msg.text, connection_id = conn.id })
-        groups.send(conn.state.group, out)
-        local key = conn.state.history_key
-        if key and redis.command({ "LPUSH", key, out }) then
-            redis.command({ "LTRIM", key, 0, HISTORY - 1 })
+        local out = { type = "message", text = msg.text, connection_id = conn.id }
+        local s = room_stream(conn)
+        if s then
+            s:publish(out)
+        else
+            groups.send(conn.state.group, out)
         end
     elseif kind == "heartbeat" then
         count_message("heartbeat")
         conn:send(HEARTBEAT_ACK)
+    elseif kind == "presence" then
+        presence.list(conn.state.group, function(members, perr)
+            if conn.closed then
+                return
+            end
+            if not members then
+                return conn:send({ type = "error", error = "presence_unavailable", reason = perr })
+            end
+            local list = {} -- cjson would write an empty table as {}
+            for i, m in ipairs(members) do
+                list[i] = json_encode(m)
+            end
+            conn:send('{"type":"presence","members":[' .. table.concat(list, ",") .. "]}")
+        end)
     elseif kind == nil and text:find("^%s*%[") then
         conn:send(ERR_INVALID) -- cjson decodes an array to a table too
     else

@@ -30,7 +30,7 @@ describe("runaway scripts #integration", function()
         it("stops a handler that " .. (case.msg == "loop" and "loops forever" or
             "allocates forever") .. " and closes its connection with 1011", function()
             local before = handler_errors()
-            local chat = assert(client.ws(srv:ws_url("/ws/chat/calm/")))
+            local chat = assert(client.ws(srv:ws_url("/ws/chat/calm-" .. case.msg .. "/")))
             local bad = assert(client.ws(srv:ws_url("/ws/runaway/")))
             bad:send(case.msg)
             assert.equal(1011, bad:expect_close())

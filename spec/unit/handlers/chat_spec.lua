@@ -23,11 +23,15 @@ describe("handlers.chat", function()
         local b = rt:connect("/ws/chat/lobby/")
         local c = rt:connect("/ws/chat/lobby/")
         a:send_json({ type = "message", text = "hello" })
+        local epoch
         for _, client in ipairs({ a, b, c }) do
-            assert.same({ type = "message", text = "hello", connection_id = a.conn.id },
-                client:receive())
+            local m = client:receive()
+            epoch = epoch or m.epoch
+            assert.same({ type = "message", text = "hello", connection_id = a.conn.id,
+                offset = 1, epoch = epoch }, m)
             assert.is_nil(client:receive())
         end
+        assert.is_string(epoch)
         assert.equal(1, rt.counters.messages.broadcast)
     end)
 
@@ -94,41 +98,157 @@ describe("handlers.chat", function()
     end)
 end)
 
-describe("handlers.chat with Redis", function()
-    it("replays the room's history, oldest first, to a client that joins", function()
-        local rt = testing.new({ redis = true })
-        local a = rt:connect("/ws/chat/hist/")
-        for i = 1, 3 do
-            a:send_json({ type = "message", text = "m" .. i })
+-- Routes for the chat handler with options (history bounds, presence events).
+local function with_options(options)
+    package.preload.routes = function()
+        return { { path = "/ws/chat/{room}/", handler = "handlers.chat", options = options } }
+    end
+    finally(function()
+        package.preload.routes, package.loaded.routes = nil, nil
+    end)
+end
+
+-- The same history and recovery cases in memory and over (the fake) Redis.
+for _, layer in ipairs({ "memory", "redis" }) do
+    describe("handlers.chat history and recovery, " .. layer, function()
+        local function runtime()
+            return testing.new({ redis = layer == "redis" })
         end
-        local b = rt:connect("/ws/chat/hist/")
-        local history = b:receive()
-        assert.equal("history", history.type)
-        assert.same({ "m1", "m2", "m3" }, {
-            history.messages[1].text, history.messages[2].text, history.messages[3].text,
-        })
-        assert.equal(a.conn.id, history.messages[1].connection_id)
+
+        it("numbers messages per room and sends a fresh join the last 50", function()
+            local rt = runtime()
+            local a = rt:connect("/ws/chat/hist/")
+            for i = 1, 60 do
+                a:send_json({ type = "message", text = tostring(i) })
+            end
+            local other = rt:connect("/ws/chat/elsewhere/")
+            other:send_json({ type = "message", text = "x" })
+            assert.equal(1, other:receive().offset) -- rooms count apart
+            local history = rt:connect("/ws/chat/hist/"):receive()
+            assert.equal("history", history.type)
+            assert.equal(50, #history.messages)
+            assert.same({ "11", 11 }, { history.messages[1].text, history.messages[1].offset })
+            assert.same({ "60", 60 }, { history.messages[50].text, history.messages[50].offset })
+            assert.equal(a.conn.id, history.messages[1].connection_id)
+            rt:assert_no_errors()
+        end)
+
+        it("sends nothing to a fresh join of a room without messages", function()
+            local rt = runtime()
+            assert.is_nil(rt:connect("/ws/chat/empty/"):receive())
+        end)
+
+        it("recovers exactly what a client missed, then live messages", function()
+            local rt = runtime()
+            local a = rt:connect("/ws/chat/resume/")
+            local b = rt:connect("/ws/chat/resume/")
+            a:send_json({ type = "message", text = "seen" })
+            local last = b:receive()
+            b:close(1001)
+            for i = 1, 5 do
+                a:send_json({ type = "message", text = "missed " .. i })
+            end
+            local b2 = rt:connect("/ws/chat/resume/",
+                { query = ("epoch=%s&offset=%d"):format(last.epoch, last.offset) })
+            local r = b2:receive()
+            assert.same({ type = "recovered", ok = true, epoch = last.epoch, offset = 6,
+                missed = 5 }, r)
+            for i = 1, 5 do
+                local m = b2:receive()
+                assert.same({ "missed " .. i, last.offset + i }, { m.text, m.offset })
+            end
+            assert.is_nil(b2:receive())
+            a:send_json({ type = "message", text = "live" })
+            assert.same({ "live", 7 }, { b2:receive().text, b2:receive() == nil and 7 or 0 })
+            rt:assert_no_errors()
+        end)
+
+        it("says when the history no longer reaches back, and sends the rest", function()
+            with_options({ history = 3 })
+            local rt = runtime()
+            local a = rt:connect("/ws/chat/trim/")
+            for i = 1, 10 do
+                a:send_json({ type = "message", text = tostring(i) })
+            end
+            local m = a:drain()[10]
+            local b = rt:connect("/ws/chat/trim/",
+                { query = ("epoch=%s&offset=2"):format(m.epoch) })
+            local r = b:receive()
+            assert.is_false(r.ok)
+            assert.equal("history trimmed", r.reason)
+            local got = b:drain()
+            assert.is_true(#got >= 3 and #got < 8) -- what is left, about 3
+            assert.equal(10, got[#got].offset)
+        end)
+
+        it("says when the epoch changed, and sends this epoch's history", function()
+            local rt = runtime()
+            local a = rt:connect("/ws/chat/epoch/")
+            a:send_json({ type = "message", text = "one" })
+            local b = rt:connect("/ws/chat/epoch/", { query = "epoch=0000&offset=40" })
+            local r = b:receive()
+            assert.same({ false, "epoch changed", 1 }, { r.ok, r.reason, r.missed })
+            assert.equal("one", b:receive().text)
+        end)
+    end)
+end
+
+describe("handlers.chat presence", function()
+    it("lists every member of the room, and drops one that left", function()
+        local rt = testing.new()
+        local a = rt:connect("/ws/chat/who/")
+        local b = rt:connect("/ws/chat/who/")
+        rt:connect("/ws/chat/elsewhere/")
+        a:send_json({ type = "presence" })
+        local p = a:receive()
+        assert.equal("presence", p.type)
+        local ids = {}
+        for _, m in ipairs(p.members) do
+            ids[m.connection_id] = true
+        end
+        assert.same({ [a.conn.id] = true, [b.conn.id] = true }, ids)
+        b:close(1000)
+        a:send_json({ type = "presence" })
+        assert.same({ { connection_id = a.conn.id } }, a:receive().members)
         rt:assert_no_errors()
     end)
 
-    it("keeps at most 50 messages per room", function()
-        local rt = testing.new({ redis = true })
-        local a = rt:connect("/ws/chat/long/")
-        for i = 1, 60 do
-            a:send_json({ type = "message", text = tostring(i) })
-        end
-        local history = rt:connect("/ws/chat/long/"):receive()
-        assert.equal(50, #history.messages)
-        assert.equal("11", history.messages[1].text)
-        assert.equal("60", history.messages[50].text)
+    it("tells members of joins and leaves when the route asks for it", function()
+        with_options({ presence_events = true })
+        local rt = testing.new()
+        local a = rt:connect("/ws/chat/ev/")
+        local b = rt:connect("/ws/chat/ev/")
+        assert.same({ type = "presence", event = "join", member = { connection_id = b.conn.id } },
+            a:receive())
+        b:close(1000)
+        assert.same({ type = "presence", event = "leave", member = { connection_id = b.conn.id } },
+            a:receive())
     end)
 
+    it("lists members over Redis, without those of an instance whose lease lapsed", function()
+        local rt = testing.new({ redis = true })
+        local a = rt:connect("/ws/chat/lease/")
+        rt:advance(1) -- the lease is taken once a second
+        -- a member filed by another instance that has since died: no lease
+        rt.redis["moontide:presence:chat_lease"]["ghost"] =
+            '{"connection_id":"ghost","instance":"00dead00"}'
+        a:send_json({ type = "presence" })
+        assert.same({ { connection_id = a.conn.id } }, a:receive().members)
+        assert.is_nil(rt.redis["moontide:presence:chat_lease"]["ghost"]) -- cleaned up
+        rt:assert_no_errors()
+    end)
+end)
+
+describe("handlers.chat with Redis", function()
     it("still chats when Redis is down", function()
         local rt = testing.new({ redis = true })
         rt.redis_down = true
         local a = rt:connect("/ws/chat/down/")
         a:send_json({ type = "message", text = "hi" })
-        assert.equal("hi", a:receive().text)
+        local m = a:receive()
+        assert.equal("hi", m.text)
+        assert.is_nil(m.offset) -- not numbered, not kept
+        assert.equal(1, rt.counters.errors.redis_unavailable)
         rt:assert_no_errors()
     end)
 end)
