@@ -108,8 +108,33 @@ function WS:receive_json(timeout)
     return cjson.decode(data)
 end
 
---- Asserts that nothing arrives within timeout seconds.
+--- The next chat message ({"type":"message",...}); raises if none comes.
+-- A member that joins while messages are published may get them in the
+-- history frame it is sent on joining instead of live (each in one or the
+-- other): those are returned first, in order. Frames of other types
+-- (presence, ...) are skipped.
+function WS:receive_message(timeout)
+    self.early = self.early or {}
+    for _ = 1, 10 do
+        if #self.early > 0 then
+            return table.remove(self.early, 1)
+        end
+        local m = self:receive_json(timeout)
+        if m.type == "message" then
+            return m
+        elseif m.type == "history" then
+            self.early = m.messages
+        end
+    end
+    error("no message among the next 10 frames", 2)
+end
+
+--- Asserts that nothing arrives within timeout seconds (nor waits unread
+-- from a history frame).
 function WS:nothing(timeout)
+    if self.early and #self.early > 0 then
+        return false
+    end
     local data = self.ws:receive(timeout or 0.3)
     return data == nil
 end

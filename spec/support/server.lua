@@ -6,6 +6,7 @@
 --   srv.port, srv.url("/healthz"), srv.ws_url("/ws/chat/lobby/")
 --   srv:logs()        -- every log line, parsed (raises if one is not JSON)
 --   srv:wait_log(function(line) return line.message == "..." end)
+--   srv:subscribed()  -- every local group's Redis subscription confirmed
 --   srv:stop()        -- SIGTERM, wait for the exit; returns the exit status
 --
 -- Each server gets a temporary directory holding a copy of lua/ (plus
@@ -20,6 +21,7 @@ local wait = require "posix.sys.wait"
 local ptime = require "posix.time"
 local fcntl = require "posix.fcntl"
 local util = require "spec.support.util"
+local client = require "spec.support.client"
 
 local _M = {}
 
@@ -39,6 +41,12 @@ local started = {}
 function _M.nap(seconds)
     local s = math.floor(seconds)
     ptime.nanosleep({ tv_sec = s, tv_nsec = math.floor((seconds - s) * 1e9) })
+end
+
+--- Monotonic seconds (for measuring how long something took).
+function _M.now()
+    local t = ptime.clock_gettime(ptime.CLOCK_MONOTONIC)
+    return t.tv_sec + t.tv_nsec / 1e9
 end
 
 --- Polls fn until it returns a truthy value or timeout seconds pass.
@@ -258,6 +266,15 @@ end
 
 function Server:ws_url(path)
     return ("ws://127.0.0.1:%d%s"):format(self.port, path or "/")
+end
+
+--- Waits until every local group of this server has a confirmed Redis
+-- subscription, so nothing sent afterwards can race a SUBSCRIBE.
+function Server:subscribed(timeout)
+    _M.eventually(function()
+        local g = client.http(self:url("/status")).json.groups
+        return g["local"] > 0 and g.subscribed == g["local"]
+    end, timeout or 10, "subscriptions")
 end
 
 --- Sends a signal to the server process.
