@@ -192,8 +192,21 @@ static void heartbeat(conn_t *c)
     send_text(c, hb, sizeof hb - 1);
 }
 
+/* A chat message, not the history frame a member is sent on joining a
+ * room that has some (it holds messages too, and may still be arriving
+ * from the connect phase when the run starts counting). */
+static int is_chat_message(const char *p, size_t n)
+{
+    static const char history[] = "{\"type\":\"history\"";
+    if (n >= sizeof history - 1 && memcmp(p, history, sizeof history - 1) == 0)
+        return 0;
+    return memmem(p, n, "\"type\":\"message\"", 16) != NULL;
+}
+
 static void on_message(conn_t *c, const char *p, size_t n)
 {
+    if (opt.mode == MODE_BROADCAST && !is_chat_message(p, n))
+        return;
     received++;
     if (opt.mode == MODE_ECHO) {
         if (c->waiting) {
