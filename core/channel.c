@@ -27,7 +27,7 @@ size_t mt_channel_deliver_local(mt_channel_t *ch, const char *group, size_t len,
     /* Enqueueing may close a member whose queue overflows, but never
      * removes it from the group here: closes take effect in callbacks. */
     for (uint32_t i = 0; i < g->n; i++)
-        mt_conn_deliver(ch->conns, g->members[i], f);
+        mt_conn_deliver(ch->conns, g->members[i], f, group, len);
     return g->n;
 }
 

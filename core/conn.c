@@ -42,23 +42,30 @@ static int drop_oldest(mt_conns_t *cs, mt_conn_t *c, const mt_frame_t *f)
     return 1;
 }
 
-void mt_conn_deliver(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f)
+static void hold_free(mt_hold_t *h)
 {
-    if (!c->held) {
+    mt_sendq_clear(&h->q);
+    free(h);
+}
+
+void mt_conn_deliver(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f, const char *group, size_t len)
+{
+    mt_hold_t *h = c->held;
+    if (!h || h->len != len || memcmp(h->group, group, len) != 0) {
         mt_conn_enqueue(cs, c, f);
         return;
     }
     if (c->closing || c->closed || c->peer_closed)
         return;
     /* Held: the bound applies to both queues together. */
-    if (c->q.bytes + c->held->bytes + f->len > cs->max_queue_bytes) {
+    if (c->q.bytes + h->q.bytes + f->len > cs->max_queue_bytes) {
         cs->stats->errors[MT_ERR_SEND_QUEUE_OVERFLOW]++;
-        cs->stats->send_queue_dropped_frames += c->held->len + 1;
-        cs->hooks.overflow(cs->hooks.ud, c, c->q.bytes + c->held->bytes, c->held->len);
+        cs->stats->send_queue_dropped_frames += h->q.len + 1;
+        cs->hooks.overflow(cs->hooks.ud, c, c->q.bytes + h->q.bytes, h->q.len);
         mt_conn_close(cs, c, 1013 /* try again later */, "send queue overflow", 19, 1);
         return;
     }
-    mt_sendq_push(c->held, f);
+    mt_sendq_push(&h->q, f);
 }
 
 void mt_conn_enqueue(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f)
@@ -94,12 +101,15 @@ int mt_conn_close(mt_conns_t *cs, mt_conn_t *c, int code, const char *reason, si
     return MT_OK;
 }
 
-int mt_conn_hold(mt_conns_t *cs, mt_conn_t *c)
+int mt_conn_hold(mt_conns_t *cs, mt_conn_t *c, const char *group, size_t len)
 {
     (void)cs;
     if (c->closing || c->closed || c->held)
         return MT_DECLINED;
-    c->held = mt_xcalloc(1, sizeof *c->held);
+    mt_hold_t *h = mt_xcalloc(1, sizeof *h + len + 1);
+    memcpy(h->group, group, len);
+    h->len = len;
+    c->held = h;
     return MT_OK;
 }
 
@@ -123,24 +133,36 @@ double mt_frame_offset(mt_frame_t *f)
     return -1;
 }
 
+double mt_conn_held_first(const mt_conn_t *c)
+{
+    if (!c->held)
+        return -1;
+    const mt_sendq_t *q = &c->held->q;
+    for (uint32_t i = 0; i < q->len; i++) {
+        double off = mt_frame_offset(q->items[(q->head + i) % q->cap]);
+        if (off >= 0)
+            return off;
+    }
+    return -1;
+}
+
 uint32_t mt_conn_release(mt_conns_t *cs, mt_conn_t *c, double after)
 {
-    mt_sendq_t *held = c->held;
-    if (!held)
+    mt_hold_t *h = c->held;
+    if (!h)
         return 0;
     c->held = NULL;
     uint32_t passed = 0;
-    while (held->len) {
-        mt_frame_t *f = mt_sendq_peek(held);
+    while (h->q.len) {
+        mt_frame_t *f = mt_sendq_peek(&h->q);
         double off = mt_frame_offset(f);
         if (off < 0 || off > after) {
             mt_conn_enqueue(cs, c, f);
             passed++;
         }
-        mt_sendq_pop(held);
+        mt_sendq_pop(&h->q);
     }
-    mt_sendq_clear(held);
-    free(held);
+    hold_free(h);
     return passed;
 }
 
@@ -149,10 +171,8 @@ void mt_conn_free(mt_conns_t *cs, mt_conn_t *c)
     if (!c)
         return;
     mt_handles_del(&cs->handles, c->id);
-    if (c->held) {
-        mt_sendq_clear(c->held);
-        free(c->held);
-    }
+    if (c->held)
+        hold_free(c->held);
     mt_sendq_clear(&c->q);
     mt_buf_free(&c->rx);
     mt_wsframe_free(&c->scan);

@@ -33,6 +33,13 @@ typedef struct mt_membership {
     uint32_t index; /* position in group->members */
 } mt_membership_t;
 
+/* A hold (mt_conn_hold): one group's frames, in order, and its name. */
+typedef struct mt_hold {
+    mt_sendq_t q;
+    size_t len;
+    char group[];
+} mt_hold_t;
+
 /* One per open WebSocket, from ESTABLISHED until its close has run.
  * Kept small: thousands of idle ones are the common case, so ids and the
  * address are stored as bytes and formatted when written out. */
@@ -40,7 +47,7 @@ typedef struct mt_conn {
     uint64_t id; /* handle for Lua; never 0 */
     struct lws *wsi;
     mt_sendq_t q;
-    mt_sendq_t *held; /* frames held back while the connection catches up; NULL: none */
+    mt_hold_t *held; /* a group's frames held back while it catches up; NULL: none */
     mt_buf_t rx; /* reassembly of a message that spans callbacks */
     mt_wsframe_t scan; /* the client's frames, seen before lws parses them */
     mt_membership_t *groups; /* group0 until a second group is joined */
@@ -138,17 +145,18 @@ void mt_conn_enqueue(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f);
 int mt_conn_close(mt_conns_t *cs, mt_conn_t *c, int code, const char *reason, size_t len, int now);
 
 /**
- * A group's frame for c (channel.c): queued as mt_conn_enqueue does, or
- * held back while c is held (mt_conn_hold).
+ * A frame of the named group for c (channel.c): queued as mt_conn_enqueue
+ * does, or held back while c holds that group (mt_conn_hold).
  */
-void mt_conn_deliver(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f);
+void mt_conn_deliver(mt_conns_t *cs, mt_conn_t *c, mt_frame_t *f, const char *group, size_t len);
 /**
- * Holds back the group deliveries from now on (a client catching up on a
- * room's history: live messages wait until what it missed has been sent;
- * what the connection is sent directly still goes out).
- * MT_OK, or MT_DECLINED when it is closing or already held.
+ * Holds back the deliveries of one group from now on (a client catching up
+ * on a room's history: its live messages wait until what it missed has
+ * been sent; other groups' frames and what the connection is sent
+ * directly still go out). The name is copied.
+ * MT_OK, or MT_DECLINED when it is closing or already holding a group.
  */
-int mt_conn_hold(mt_conns_t *cs, mt_conn_t *c);
+int mt_conn_hold(mt_conns_t *cs, mt_conn_t *c, const char *group, size_t len);
 /**
  * Ends a hold: the held frames follow what was queued meanwhile, but for
  * those that carry a stream offset (a JSON object with "offset":N) not
@@ -156,6 +164,9 @@ int mt_conn_hold(mt_conns_t *cs, mt_conn_t *c);
  * let through. A connection not held: 0.
  */
 uint32_t mt_conn_release(mt_conns_t *cs, mt_conn_t *c, double after);
+/** The offset of the first held frame that carries one, or -1 (none, or
+ *  not held): where what was published since the hold began starts. */
+double mt_conn_held_first(const mt_conn_t *c);
 /** The stream offset a frame's JSON carries ("offset":N), or -1. */
 double mt_frame_offset(mt_frame_t *f);
 

@@ -331,6 +331,21 @@ int mt_ffi_redis_command(int argc, const char **argv, const size_t *argvlen, dou
     return MT_OK;
 }
 
+int mt_ffi_redis_sync(double *out_id)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
+    if (!out_id)
+        return MT_ERROR;
+    if (!rt->channel.redis)
+        return MT_DECLINED;
+    uint64_t id = ++rt->redis_requests;
+    if (mt_redis_sync(&rt->redis, id) != 0)
+        return MT_AGAIN;
+    *out_id = (double)id;
+    return MT_OK;
+}
+
 int mt_ffi_redis_state(void)
 {
     mt_runtime_t *rt = mt_runtime_current();
@@ -388,12 +403,22 @@ int mt_ffi_metric_bounds(const char *name, size_t nlen, double *out, int max)
 }
 
 /* Holding and releasing a connection's frames while it catches up. */
-int mt_ffi_conn_hold(uint64_t conn)
+int mt_ffi_conn_hold(uint64_t conn, const char *group, size_t len)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
+    if (!group || len == 0 || len > MT_GROUP_NAME_MAX)
+        return MT_ERROR;
     mt_conn_t *c = live_conn(rt, conn);
-    return c ? mt_conn_hold(&rt->conns, c) : MT_DECLINED;
+    return c ? mt_conn_hold(&rt->conns, c, group, len) : MT_DECLINED;
+}
+
+double mt_ffi_conn_held_first(uint64_t conn)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
+    mt_conn_t *c = mt_conn_get(&rt->conns, conn);
+    return c ? mt_conn_held_first(c) : -1;
 }
 
 int mt_ffi_conn_release(uint64_t conn, double after)

@@ -7,6 +7,7 @@
 
 #include <async.h>
 #include <hiredis.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -492,6 +493,41 @@ void mt_redis_subscribe(mt_redis_t *r, const char *group, size_t len)
 void mt_redis_unsubscribe(mt_redis_t *r, const char *group, size_t len)
 {
     subscription(r, "UNSUBSCRIBE %b", NULL, group, len);
+}
+
+/* The barrier's confirmation: a channel of its own, subscribed and then
+ * unsubscribed, whose "subscribe" reply comes after every message Redis
+ * had already sent on this link. (hiredis 0.14 gives a channel's
+ * confirmations to the callback registered for it, so a fresh channel per
+ * barrier is what ties each confirmation to its id.) */
+static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
+{
+    mt_redis_conn_t *c = ac->data;
+    redisReply *rep = reply;
+    uint64_t id = (uint64_t)(uintptr_t)priv;
+    if (!rep) { /* the link dropped, before or after the confirmation */
+        if (c && c->r)
+            c->r->ev.reply(c->r->ev.ud, id, NULL);
+        return;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "subscribe"))
+        return;
+    c->r->ev.reply(c->r->ev.ud, id, rep);
+    redisAsyncCommand(ac, NULL, NULL, "UNSUBSCRIBE %b", rep->element[1]->str, rep->element[1]->len);
+}
+
+int mt_redis_sync(mt_redis_t *r, uint64_t id)
+{
+    if (!r->sub.ready)
+        return -1;
+    char ch[160];
+    int n = snprintf(ch, sizeof ch, "%.100ssync:%016llx:%llu", r->prefix,
+                     (unsigned long long)r->instance, (unsigned long long)id);
+    return redisAsyncCommand(r->sub.ac, on_sync, (void *)(uintptr_t)id, "SUBSCRIBE %b", ch,
+                             (size_t)n) == REDIS_OK
+               ? 0
+               : -1;
 }
 
 /* -- Scripts' commands --------------------------------------------------- */

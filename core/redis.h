@@ -112,6 +112,19 @@ void mt_redis_subscribe(mt_redis_t *r, const char *group, size_t len);
 void mt_redis_unsubscribe(mt_redis_t *r, const char *group, size_t len);
 
 /**
+ * A barrier on the subscription link: ev.reply gets id (with the
+ * confirmation, or NULL when the link dropped first) once every message
+ * Redis published before it handled this has been passed to ev.message.
+ * A command's reply comes on the other link and can overtake messages
+ * published before it ran; a reader that must not see a message both in
+ * a reply and live (a stream's catch-up) waits for this after the reply.
+ * (If the link drops between the confirmation and leaving the barrier's
+ * channel, a NULL reply for the same id follows: answered ids are ignored.)
+ * Returns 0, or -1 when the subscription link is down (no reply follows).
+ */
+int mt_redis_sync(mt_redis_t *r, uint64_t id);
+
+/**
  * Sends a script's command; the reply goes to ev.reply with id (0: to
  * nobody, the reply is dropped). Returns 0,
  * or -1 when the command link is down (no reply follows).

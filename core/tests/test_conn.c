@@ -142,11 +142,12 @@ static void test_fields(void)
     mt_conns_free(&cs);
 }
 
-static void send_text_frame(mt_conns_t *cs, mt_conn_t *c, const char *text, int group)
+/* A frame sent directly (group NULL) or as a delivery of that group. */
+static void send_text_frame(mt_conns_t *cs, mt_conn_t *c, const char *text, const char *group)
 {
     mt_frame_t *f = mt_frame_new(text, strlen(text), 0);
     if (group)
-        mt_conn_deliver(cs, c, f);
+        mt_conn_deliver(cs, c, f, group, strlen(group));
     else
         mt_conn_enqueue(cs, c, f);
     mt_frame_unref(f);
@@ -160,27 +161,28 @@ static void test_hold(void)
     mt_conns_init(&cs, 1000, 0, &stats, &hooks);
     mt_conn_t *c = mt_conn_new(&cs);
     CHECK(mt_conn_release(&cs, c, 0) == 0); /* not held: nothing */
-    CHECK(mt_conn_hold(&cs, c) == MT_OK);
-    CHECK(mt_conn_hold(&cs, c) == MT_DECLINED);
-    send_text_frame(&cs, c, "{\"offset\":4,\"epoch\":\"e\"}", 1); /* held */
-    send_text_frame(&cs, c, "{\"type\":\"recovered\"}", 0);       /* direct: goes out */
-    send_text_frame(&cs, c, "{\"text\":\"\\\"offset\\\":1\",\"offset\":6}", 1);
-    send_text_frame(&cs, c, "{\"no\":\"offset\"}", 1);
-    CHECK(c->q.len == 1 && c->held->len == 3);
+    CHECK(mt_conn_hold(&cs, c, "room", 4) == MT_OK);
+    CHECK(mt_conn_hold(&cs, c, "room", 4) == MT_DECLINED);
+    send_text_frame(&cs, c, "{\"offset\":4,\"epoch\":\"e\"}", "room"); /* held */
+    send_text_frame(&cs, c, "{\"type\":\"recovered\"}", NULL);         /* direct: goes out */
+    send_text_frame(&cs, c, "{\"text\":\"\\\"offset\\\":1\",\"offset\":6}", "room");
+    send_text_frame(&cs, c, "{\"no\":\"offset\"}", "room");
+    send_text_frame(&cs, c, "{\"offset\":2}", "roo"); /* another group: goes out */
+    CHECK(c->q.len == 2 && c->held->q.len == 3);
     /* The catch-up sent up to offset 5: 4 is dropped, 6 and the frame
      * without an offset follow, in order. */
     CHECK(mt_conn_release(&cs, c, 5) == 2);
-    CHECK(c->held == NULL && c->q.len == 3);
-    mt_frame_t *f = c->q.items[(c->q.head + 1) % c->q.cap];
+    CHECK(c->held == NULL && c->q.len == 4);
+    mt_frame_t *f = c->q.items[(c->q.head + 2) % c->q.cap];
     CHECK(mt_frame_offset(f) == 6);
-    f = c->q.items[(c->q.head + 2) % c->q.cap];
+    f = c->q.items[(c->q.head + 3) % c->q.cap];
     CHECK(mt_frame_offset(f) == -1);
     /* The bound covers both queues while held. */
-    CHECK(mt_conn_hold(&cs, c) == MT_OK);
+    CHECK(mt_conn_hold(&cs, c, "room", 4) == MT_OK);
     char big[1000];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    send_text_frame(&cs, c, big, 1);
+    send_text_frame(&cs, c, big, "room");
     CHECK(c->closing && c->close_code == 1013);
     mt_conn_free(&cs, c); /* frees what is still held */
     mt_conns_free(&cs);

@@ -17,6 +17,7 @@
 --
 -- Joining: a client that connects afresh gets the room's last messages
 --   {"type":"history","messages":[<message>, ...]}   (oldest first; none: no frame)
+-- then live ones: each message in the history or live, never both.
 -- A client that reconnects with the last epoch and offset it received
 -- (/ws/chat/<room>/?epoch=E&offset=N) gets instead
 --   {"type":"recovered","ok":true|false,"reason":...,"epoch":E,"offset":N,"missed":K}
@@ -64,6 +65,10 @@ local function resume_point(query)
     return epoch, offset
 end
 
+local function history_frame(texts)
+    return '{"type":"history","messages":[' .. table.concat(texts, ",") .. "]}"
+end
+
 function _M.on_open(conn, request)
     local room = request.params.room -- conn.params would keep a table per connection
     local group = "chat_" .. room
@@ -82,11 +87,7 @@ function _M.on_open(conn, request)
     if epoch and offset then
         return s:resume(conn, epoch, offset)
     end
-    s:recent(HISTORY, function(texts)
-        if texts and #texts > 0 and not conn.closed then
-            conn:send('{"type":"history","messages":[' .. table.concat(texts, ",") .. "]}")
-        end
-    end)
+    s:greet(conn, HISTORY, history_frame)
 end
 
 function _M.on_message(conn, text)

@@ -605,6 +605,29 @@ function redis.command(args, fn)
     return true
 end
 
+--- Calls fn(true) once every group message Redis published before this
+-- call reached it has been delivered here, or fn(nil, err) if the link
+-- dropped first. A command's reply travels another link and can arrive
+-- before messages published ahead of it: a reader that must see a message
+-- either in a reply or live, never both, waits for this after the reply.
+-- Returns true, or nil and "redis not configured" / "redis unavailable".
+-- Internal (moontide.stream).
+function redis._sync(fn)
+    local rc = C.mt_ffi_redis_sync(id_out)
+    if rc == STATUS.DECLINED then
+        return nil, "redis not configured"
+    elseif rc ~= STATUS.OK then
+        return nil, "redis unavailable"
+    end
+    redis_pending[id_out[0]] = {
+        fn = function(reply, err)
+            fn(reply ~= nil or nil, reply == nil and (err or "redis connection lost") or nil)
+        end,
+        generation = generation,
+    }
+    return true
+end
+
 --- True when Redis is configured and connected.
 function redis.available()
     return C.mt_ffi_redis_state() == 2
@@ -696,10 +719,16 @@ function _M._mesh_message(from, data)
     end
 end
 
---- Holds back the group deliveries to this connection while it catches up
--- (moontide.stream). Internal.
-function Connection:_hold()
-    return C.mt_ffi_conn_hold(self._handle) == STATUS.OK
+--- Holds back the deliveries of one group to this connection while it
+-- catches up on the group's stream (moontide.stream). Internal.
+function Connection:_hold(group)
+    return C.mt_ffi_conn_hold(self._handle, group, #group) == STATUS.OK
+end
+
+--- The stream offset of the first held delivery that has one, or -1.
+-- Internal.
+function Connection:_held_first()
+    return C.mt_ffi_conn_held_first(self._handle)
 end
 
 --- Lets the held deliveries through but those whose stream offset is not

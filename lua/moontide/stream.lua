@@ -4,6 +4,7 @@
 --   local s = stream.open("chat_lobby", { size = 1000, ttl = 86400 })
 --   s:publish({ type = "message", text = "hi" })  -- to the group of that name
 --   s:recent(50, function(texts, err) end)        -- the last 50, oldest first
+--   s:greet(conn, 50, frame)                      -- the last 50 in one frame, then live
 --   s:resume(conn, epoch, offset)                 -- what conn missed, then live
 --
 -- Every message a stream publishes is a JSON object; it is delivered to the
@@ -28,6 +29,11 @@
 -- its offset counter and epoch; a script numbers, stores and publishes
 -- each message in one round trip, so offsets follow publication order on
 -- every instance. The keys expire ttl seconds after the last message.
+-- What is published on an instance that does not hear the room yet (a
+-- member just joined: the subscription is not confirmed) waits for it, in
+-- order, so that its own members miss nothing; a resume reads history
+-- only once the room is heard, and lets held messages through only once
+-- the subscription has caught up with the read (moontide.redis._sync).
 -- Without Redis, a ring of size messages in memory; in a server of several
 -- workers one worker (chosen by the stream's name) numbers and keeps each
 -- stream and the others ask it. A message sent while Redis is down is
@@ -35,7 +41,8 @@
 local moontide = require "moontide"
 
 local json_encode = moontide.json.encode
-local type, error, tostring, setmetatable, pairs = type, error, tostring, setmetatable, pairs
+local type, error, tostring, setmetatable, pairs, ipairs = type, error, tostring, setmetatable,
+    pairs, ipairs
 
 local _M = {}
 
@@ -274,15 +281,58 @@ end
 
 --- Numbers, keeps and publishes msg (a table, or a JSON object's text) to
 -- the group named like the stream.
+local function redis_publish(self, text)
+    local k1, k2, k3 = keys(self)
+    local ok = moontide.redis.command({ "EVAL", PUBLISH_SCRIPT, 3, k1, k2, k3, epoch_new(),
+        self.size, self.ttl, moontide.redis.key("group", self.name), HEADER, text })
+    if not ok then -- Redis away: this instance still hears it, unnumbered
+        moontide.count_error("redis_unavailable")
+        moontide.groups.send(self.name, text)
+    end
+end
+
+-- Stream name -> texts published here before this instance heard the
+-- room (its subscription not yet confirmed), in order.
+local unheard = {}
+
+-- Publishes what waited for the room's subscription, once it is confirmed
+-- (or after about 2 s, or when nobody here is left to hear it).
+local function publish_when_heard(self)
+    local tries = 0
+    local function wait()
+        tries = tries + 1
+        local name = self.name
+        if moontide.groups.ready(name) or tries > 200 or moontide.groups.size(name) == 0
+            or not moontide.redis.available() then
+            local texts = unheard[name]
+            unheard[name] = nil
+            for _, text in ipairs(texts) do
+                redis_publish(self, text)
+            end
+            return
+        end
+        moontide._after(0.01, wait)
+    end
+    moontide._after(0.01, wait)
+end
+
 function Stream:publish(msg)
     local text = as_object_text(msg)
     if moontide.redis.configured() then
-        local k1, k2, k3 = keys(self)
-        local ok = moontide.redis.command({ "EVAL", PUBLISH_SCRIPT, 3, k1, k2, k3, epoch_new(),
-            self.size, self.ttl, moontide.redis.key("group", self.name), HEADER, text })
-        if not ok then -- Redis away: this instance still hears it, unnumbered
-            moontide.count_error("redis_unavailable")
-            moontide.groups.send(self.name, text)
+        -- A message reaches this instance's members only through the room's
+        -- subscription: until it is confirmed (a member just joined), what
+        -- is published here waits, in order, rather than be missed here.
+        local waiting = unheard[self.name]
+        if not waiting and not moontide.groups.ready(self.name) and moontide.redis.available()
+            and moontide.groups.size(self.name) > 0 then
+            waiting = {}
+            unheard[self.name] = waiting
+            publish_when_heard(self)
+        end
+        if waiting then
+            waiting[#waiting + 1] = text
+        else
+            redis_publish(self, text)
         end
         return true
     end
@@ -317,18 +367,15 @@ function Stream:_since(offset, max, cb)
     ask(h, "since", { name = self.name, offset = offset, max = max }, cb)
 end
 
---- Calls cb(texts) with the last n messages (oldest first, each with its
--- offset and epoch), or cb(nil, err).
-function Stream:recent(n, cb)
-    if type(cb) ~= "function" then
-        error('bad "callback" argument: expected a function', 2)
-    end
+-- cb(answer) with the last n messages ({ epoch, last, texts }), or
+-- cb(nil, err).
+function Stream:_recent(n, cb)
     if moontide.redis.configured() then
         local k1, k2, k3 = keys(self)
         local ok, err = moontide.redis.command({ "EVAL", RECENT_SCRIPT, 3, k1, k2, k3, n },
             function(reply, rerr)
                 local a = redis_answer(reply)
-                cb(a and a.texts, a == nil and (rerr or "redis unavailable") or nil)
+                cb(a, a == nil and (rerr or "redis unavailable") or nil)
             end)
         if not ok then
             cb(nil, err)
@@ -337,11 +384,48 @@ function Stream:recent(n, cb)
     end
     local h, me = holder(self.name)
     if h == me then
-        return cb(ring_recent(self.name, n).texts)
+        return cb(ring_recent(self.name, n))
     end
-    ask(h, "recent", { name = self.name, n = n }, function(a, err)
+    ask(h, "recent", { name = self.name, n = n }, cb)
+end
+
+--- Calls cb(texts) with the last n messages (oldest first, each with its
+-- offset and epoch), or cb(nil, err).
+function Stream:recent(n, cb)
+    if type(cb) ~= "function" then
+        error('bad "callback" argument: expected a function', 2)
+    end
+    self:_recent(n, function(a, err)
         cb(a and a.texts, err)
     end)
+end
+
+-- With Redis, runs fn once this instance hears the group's live messages
+-- (its subscription is confirmed; at most about 2 s), so that history read
+-- then cannot miss one published in between. At once otherwise.
+local function when_heard(self, conn, fn)
+    if not moontide.redis.configured() or moontide.groups.ready(self.name) then
+        return fn()
+    end
+    local tries = 0
+    local function wait()
+        tries = tries + 1
+        if moontide.groups.ready(self.name) or tries > 200 or conn.closed then
+            return fn()
+        end
+        moontide._after(0.01, wait)
+    end
+    wait()
+end
+
+-- With Redis, runs fn once the subscription has brought every message
+-- published before the history was read: the reply came on the command
+-- link and can overtake them, and one let through after the release would
+-- arrive twice. (If the link dropped, fn runs anyway.)
+local function settled(fn)
+    if not moontide.redis.configured() or not moontide.redis._sync(fn) then
+        fn()
+    end
 end
 
 -- Sends the catch-up and lets the held deliveries through. reason: why it
@@ -366,23 +450,87 @@ local function catch_up(conn, a, err, reason)
     conn:_release(a and a.last or -1)
 end
 
+local function check_conn(conn)
+    if getmetatable(conn) ~= moontide.Connection then
+        error('bad "conn" argument: expected a connection', 3)
+    end
+end
+
+-- The frame of a greet (when there are texts), then what is held after last.
+local function greeting(conn, frame, texts, last)
+    if conn.closed then
+        return
+    end
+    if #texts > 0 then
+        conn:send(frame(texts))
+    end
+    conn:_release(last)
+end
+
+--- Sends conn (a member of the stream's group) the last n messages as one
+-- frame, frame(texts) (texts oldest first; nothing is sent when there are
+-- none), then the live messages: each in the frame or live, never both,
+-- none missed in between (the last n before the first live one). true, or
+-- nil and "closed".
+function Stream:greet(conn, n, frame)
+    check_conn(conn)
+    if type(frame) ~= "function" then
+        error('bad "frame" argument: expected a function', 2)
+    end
+    if not conn:_hold(self.name) then
+        return nil, "closed"
+    end
+    when_heard(self, conn, function()
+        self:_recent(n, function(a)
+            settled(function()
+                if conn.closed then
+                    return
+                end
+                local held = conn:_held_first()
+                if not a or held <= 0 or held > a.last then
+                    return greeting(conn, frame, a and a.texts or {}, a and a.last or -1)
+                end
+                -- Published since the join: those are held, in order from
+                -- offset held, and all come live (the last n read may not
+                -- reach back to them); the frame gets the n before them.
+                local from = math.max(held - n, 1)
+                if from >= held then
+                    return greeting(conn, frame, {}, held - 1)
+                end
+                self:_since(from - 1, held - from, function(b)
+                    local texts = {}
+                    if b then
+                        local o = math.max(from, b.first) -- trimmed: what is left
+                        for _, text in ipairs(b.texts) do
+                            if o >= held then
+                                break
+                            end
+                            texts[#texts + 1], o = text, o + 1
+                        end
+                    end
+                    greeting(conn, frame, texts, held - 1)
+                end)
+            end)
+        end)
+    end)
+    return true
+end
+
 --- Sends conn what it missed after offset in epoch, then the live messages
 -- (see the module comment). conn must be a member of the stream's group.
 function Stream:resume(conn, epoch, offset)
-    if getmetatable(conn) ~= moontide.Connection then
-        error('bad "conn" argument: expected a connection', 2)
-    end
+    check_conn(conn)
     offset = tonumber(offset) or 0
-    if not conn:_hold() then
+    if not conn:_hold(self.name) then
         return nil, "closed"
     end
-    local function read()
+    when_heard(self, conn, function()
         self:_since(offset, RESUME_MAX, function(a, err)
             if a and a.epoch ~= epoch and offset > 0 then
                 -- Another epoch: its offsets say nothing of the client's; it
                 -- gets what this epoch has, from the start.
                 return self:_since(0, RESUME_MAX, function(b, err2)
-                    catch_up(conn, b, err2, "epoch changed")
+                    settled(function() catch_up(conn, b, err2, "epoch changed") end)
                 end)
             end
             local reason
@@ -391,24 +539,9 @@ function Stream:resume(conn, epoch, offset)
             elseif a and offset + 1 < a.first then
                 reason = "history trimmed"
             end
-            catch_up(conn, a, err, reason)
+            settled(function() catch_up(conn, a, err, reason) end)
         end)
-    end
-    -- With Redis, history is read once this instance hears the group's live
-    -- messages, or one published in between could be missed.
-    if moontide.redis.configured() and not moontide.groups.ready(self.name) then
-        local tries = 0
-        local function wait()
-            tries = tries + 1
-            if moontide.groups.ready(self.name) or tries > 200 or conn.closed then
-                return read()
-            end
-            moontide._after(0.01, wait)
-        end
-        wait()
-        return true
-    end
-    read()
+    end)
     return true
 end
 
@@ -419,7 +552,7 @@ end
 
 --- Forgets every stream (a new runtime in tests). Internal.
 function _M._reset()
-    rings, asks, streams = {}, {}, {}
+    rings, asks, streams, unheard = {}, {}, {}, {}
 end
 
 return _M

@@ -376,9 +376,9 @@ local function new_fake_c(rt)
     end
 
     -- A group's frame for a member: queued, or held while it catches up.
-    local function deliver(handle, data, dlen, binary)
+    local function deliver(handle, group, data, dlen, binary)
         local c = conn_of(handle)
-        if c and c.held then
+        if c and c.held and c.held_group == group then
             c.held[#c.held + 1] = { data = data:sub(1, tonumber(dlen)), binary = binary ~= 0 }
             return OK
         end
@@ -387,7 +387,7 @@ local function new_fake_c(rt)
 
     function rt._deliver(_, group, data, binary)
         for handle in pairs(rt.groups[group] or {}) do
-            deliver(handle, data, #data, binary and 1 or 0)
+            deliver(handle, group, data, #data, binary and 1 or 0)
         end
     end
 
@@ -398,7 +398,7 @@ local function new_fake_c(rt)
         rt.counters.messages.broadcast = rt.counters.messages.broadcast + 1
         local n = 0
         for handle in pairs(rt.groups[name] or {}) do
-            if deliver(handle, data, dlen, binary) == OK then
+            if deliver(handle, name, data, dlen, binary) == OK then
                 n = n + 1
             end
         end
@@ -409,13 +409,36 @@ local function new_fake_c(rt)
         return valid_group(name, len) and 1 or ERROR
     end
 
-    function C.mt_ffi_conn_hold(handle)
+    function C.mt_ffi_conn_hold(handle, group, len)
+        if not valid_group(group, len) then
+            return ERROR
+        end
         local c = conn_of(handle)
         if not c or c.held then
             return DECLINED
         end
-        c.held = {}
+        c.held, c.held_group = {}, group
         return OK
+    end
+
+    -- The last "offset":N in a frame's text, as the core reads it.
+    local function frame_offset(data)
+        local off
+        for digits in data:gmatch('"offset":(%d+)') do
+            off = tonumber(digits)
+        end
+        return off
+    end
+
+    function C.mt_ffi_conn_held_first(handle)
+        local c = rt.clients[tonumber(handle)]
+        for _, f in ipairs(c and c.held or {}) do
+            local off = frame_offset(f.data)
+            if off then
+                return off
+            end
+        end
+        return -1
     end
 
     function C.mt_ffi_conn_release(handle, after)
@@ -426,10 +449,7 @@ local function new_fake_c(rt)
         local held, n = c.held or {}, 0
         c.held = nil
         for _, f in ipairs(held) do
-            local off -- the last "offset":N in the text, as the core reads it
-            for digits in f.data:gmatch('"offset":(%d+)') do
-                off = tonumber(digits)
-            end
+            local off = frame_offset(f.data)
             if not off or off > after then
                 C.mt_ffi_conn_send(handle, f.data, #f.data, f.binary and 1 or 0)
                 n = n + 1
@@ -758,6 +778,21 @@ local function new_fake_c(rt)
             rt.redis_replies[#rt.redis_replies + 1] = { id = rt.next_redis, reply = reply }
             out_id[0] = rt.next_redis
         end
+        return OK
+    end
+
+    -- The fake Redis delivers group messages at once: the barrier is just
+    -- a reply in turn.
+    function C.mt_ffi_redis_sync(out_id)
+        if not rt.redis then
+            return DECLINED
+        end
+        if rt.redis_down then
+            return AGAIN
+        end
+        rt.next_redis = rt.next_redis + 1
+        rt.redis_replies[#rt.redis_replies + 1] = { id = rt.next_redis, reply = { { "subscribe" } } }
+        out_id[0] = rt.next_redis
         return OK
     end
 

@@ -30,6 +30,9 @@ describe("the contract between the library and the core, on the server", functio
         assert.equal("x", (runner:receive())) -- the group case's delivery
         -- the released held delivery (offset 4)
         assert.equal('{"type":"message","offset":4,"epoch":"e"}', (runner:receive()))
+        assert.equal('{"type":"presence"}', (runner:receive())) -- no offset: released
+        -- another group's delivery, never held
+        assert.equal('{"type":"message","offset":1,"epoch":"e"}', (runner:receive()))
         local results = runner:receive_json()
         contract.assert_results(results)
         local code = victim:expect_close()

@@ -7,12 +7,8 @@ local server = require "spec.support.server"
 local client = require "spec.support.client"
 local redis = require "spec.support.redis"
 local signal = require "posix.signal"
-local ptime = require "posix.time"
 
-local function now()
-    local t = ptime.clock_gettime(ptime.CLOCK_MONOTONIC)
-    return t.tv_sec + t.tv_nsec / 1e9
-end
+local now = server.now
 
 local function routes(options)
     local parts = {}
@@ -32,28 +28,6 @@ local function join(srv, room, query)
     return assert(client.ws(srv:ws_url("/ws/chat/" .. room .. "/" .. (query or ""))))
 end
 
--- Waits until srv's own subscription carries the room (Redis).
-local function heard(srv, room, ...)
-    local probe = join(srv, room)
-    server.eventually(function()
-        local g = client.http(srv:url("/status")).json.groups
-        return g.subscribed == g["local"]
-    end, 10, "subscriptions")
-    probe:close()
-    local _ = ...
-end
-
--- Reads frames until a message with text arrives; returns it.
-local function next_message(ws)
-    for _ = 1, 10 do
-        local m = ws:receive_json()
-        if m.type == "message" then
-            return m
-        end
-    end
-    error("no message")
-end
-
 -- The resume case, the same against every layer: a client leaves after
 -- offset N, n messages are sent meanwhile, it comes back with its epoch and
 -- offset while a sender keeps sending; it must get recovered(ok), then
@@ -61,8 +35,12 @@ end
 local function resume_case(a_srv, b_srv, room, n, during)
     local sender = join(b_srv, room)
     local leaver = join(a_srv, room)
+    if a_srv ~= b_srv then -- across instances: both hear the room first
+        a_srv:subscribed()
+        b_srv:subscribed()
+    end
     sender:send_json({ type = "message", text = "before" })
-    local last = next_message(leaver)
+    local last = leaver:receive_message()
     assert.equal("before", last.text)
     leaver:close()
     for i = 1, n do
@@ -91,6 +69,40 @@ local function resume_case(a_srv, b_srv, room, n, during)
     sender:close()
 end
 
+-- A member joins while messages are being sent: its history frame and the
+-- live messages after it must meet exactly, none twice, none missed.
+local function greet_case(a_srv, b_srv, room, before, after)
+    local sender = join(b_srv, room)
+    for i = 1, before do
+        sender:send_json({ type = "message", text = "early " .. i })
+    end
+    local joiner = join(a_srv, room) -- while those are still under way
+    for i = 1, after do
+        sender:send_json({ type = "message", text = "late " .. i })
+    end
+    local first = joiner:receive_json()
+    local expect
+    if first.type == "history" then
+        assert.is_true(#first.messages > 0)
+        for _, m in ipairs(first.messages) do -- consecutive: the last 50 kept
+            assert.equal(first.messages[1].offset + _ - 1, m.offset)
+        end
+        expect = first.messages[#first.messages].offset + 1
+    else
+        assert.equal(1, first.offset) -- joined before the first message
+        expect = 2
+    end
+    while expect <= before + after do
+        local m = joiner:receive_json()
+        assert.equal("message", m.type)
+        assert.equal(expect, m.offset)
+        expect = expect + 1
+    end
+    assert.is_true(joiner:nothing(0.3))
+    joiner:close()
+    sender:close()
+end
+
 describe("presence and history #integration #redis", function()
     local r, s1, s2
 
@@ -110,9 +122,13 @@ describe("presence and history #integration #redis", function()
     end)
 
     it("recovers 1 000 missed messages across instances, then live ones, while senders send", function()
-        heard(s1, "resume")
-        heard(s2, "resume")
         resume_case(s1, s2, "resume", 1000, 200)
+    end)
+
+    it("meets history and live messages exactly for a member joining mid-stream", function()
+        for i = 1, 3 do
+            greet_case(s1, s2, "greet" .. i, 150, 150)
+        end
     end)
 
     it("says the history no longer reaches back, and sends what is left", function()
@@ -124,7 +140,7 @@ describe("presence and history #integration #redis", function()
         end
         local last
         for _ = 1, 200 do
-            last = a:receive_json()
+            last = a:receive_message()
         end
         local b = join(small, "trimmed", ("?epoch=%s&offset=10"):format(last.epoch))
         local rec = b:receive_json()
@@ -142,10 +158,9 @@ describe("presence and history #integration #redis", function()
     end)
 
     it("tells a client the history was lost when Redis comes back empty", function()
-        heard(s1, "lost")
         local a = join(s1, "lost")
         a:send_json({ type = "message", text = "old" })
-        local old = next_message(a)
+        local old = a:receive_message()
         a:close()
         r:stop() -- no persistence: it comes back empty
         r:start()
@@ -158,7 +173,7 @@ describe("presence and history #integration #redis", function()
         local rec = b:receive_json()
         assert.same({ false, "epoch changed" }, { rec.ok, rec.reason })
         b:send_json({ type = "message", text = "new" })
-        local new = next_message(b)
+        local new = b:receive_message()
         assert.is_true(new.epoch ~= old.epoch)
         assert.equal(1, new.offset) -- a new epoch counts from 1
         b:close()
@@ -172,7 +187,7 @@ describe("presence and history #integration #redis", function()
             ws:send_json({ type = "message", text = "id" })
         end
         for _ = 1, 2 do
-            ids[next_message(a).connection_id] = true
+            ids[a:receive_message().connection_id] = true
         end
         local function members(ws)
             ws:send_json({ type = "presence" })
@@ -207,8 +222,9 @@ describe("presence and history #integration #redis", function()
 
     it("drops a killed instance's members within the lease", function()
         local watcher = join(s1, "lease")
-        for _ = 1, 100 do
-            join(s2, "lease")
+        local members = {} -- kept: a collected client closes its connection
+        for i = 1, 100 do
+            members[i] = join(s2, "lease")
         end
         local function count()
             watcher:send_json({ type = "presence" })
@@ -219,7 +235,8 @@ describe("presence and history #integration #redis", function()
                 end
             end
         end
-        assert.equal(101, count())
+        -- (each join is filed in Redis by its own instance, asynchronously)
+        server.eventually(function() return count() == #members + 1 end, 10, "all 101 listed")
         s2:kill(signal.SIGKILL)
         s2:wait_exit(5)
         s2 = nil
@@ -247,18 +264,30 @@ describe("history in memory #integration", function()
         resume_case(srv, srv, "mesh", 1000, 200)
     end)
 
+    it("meets history and live messages exactly across two workers", function()
+        local srv = start({ workers = 2 }, { history = 2000 })
+        finally(function() srv:stop() end)
+        for i = 1, 3 do
+            greet_case(srv, srv, "greet" .. i, 150, 150)
+        end
+    end)
+
     it("lists presence across two workers", function()
         local srv = start({ workers = 2 })
         finally(function() srv:stop() end)
         local first = join(srv, "wholist")
-        for _ = 2, 20 do
-            join(srv, "wholist")
+        local members = { first } -- kept: a collected client closes its connection
+        for i = 2, 20 do
+            members[i] = join(srv, "wholist")
         end
         local st = client.http(srv:url("/status")).json
         assert.is_true(st.workers[1].connections > 0 and st.workers[2].connections > 0)
         first:send_json({ type = "presence" })
         local m = first:receive_json()
         assert.equal("presence", m.type)
-        assert.equal(20, #m.members)
+        assert.equal(#members, #m.members)
+        for _, ws in ipairs(members) do
+            ws:close()
+        end
     end)
 end)
