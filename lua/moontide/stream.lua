@@ -64,6 +64,18 @@ local function epoch_new()
     return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
 
+-- This instance's part of the epoch a stream gets if a publish finds it
+-- new (or flushed; Redis's clock makes the rest): made once a second at
+-- most, not per message (it costs a read of urandom).
+local spare, spare_at = nil, -1
+local function spare_epoch()
+    local now = moontide.monotonic()
+    if now - spare_at >= 1 then
+        spare, spare_at = epoch_new(), now
+    end
+    return spare
+end
+
 -- A JSON object's text with offset and epoch added.
 local function numbered(text, offset, epoch)
     return text:sub(1, -2) .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"}'
@@ -213,7 +225,8 @@ end)
 local PUBLISH_SCRIPT = [[
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
-    epoch = ARGV[1]
+    local t = redis.call('TIME')
+    epoch = ARGV[1] .. string.format('%x%05x', tonumber(t[1]), tonumber(t[2]))
     redis.call('SET', KEYS[1], epoch)
     redis.call('DEL', KEYS[2], KEYS[3])
 end
@@ -283,10 +296,11 @@ end
 -- the group named like the stream.
 local function redis_publish(self, text)
     local k1, k2, k3 = keys(self)
-    local ok = moontide.redis.command({ "EVAL", PUBLISH_SCRIPT, 3, k1, k2, k3, epoch_new(),
-        self.size, self.ttl, moontide.redis.key("group", self.name), HEADER, text })
-    if not ok then -- Redis away: this instance still hears it, unnumbered
-        moontide.count_error("redis_unavailable")
+    -- Redis away: this instance still hears it, unnumbered (the group
+    -- send counts it as redis_unavailable, once).
+    if not moontide.redis.available() or not moontide.redis.command({ "EVAL", PUBLISH_SCRIPT,
+        3, k1, k2, k3, spare_epoch(), self.size, self.ttl, moontide.redis.key("group", self.name),
+        HEADER, text }) then
         moontide.groups.send(self.name, text)
     end
 end

@@ -165,6 +165,10 @@ function REDIS_COMMANDS.HGETALL(db, key)
     end
     return out
 end
+function REDIS_COMMANDS.TIME(db)
+    local t = db_runtime[db].clock
+    return { tostring(math.floor(t)), tostring(math.floor(t % 1 * 1e6)) }
+end
 -- Streams with explicit IDs of the form 0-N (what moontide.stream writes).
 local function stream_seq(id)
     return tonumber(tostring(id):match("-(%d+)$")) or tonumber(id) or 0
@@ -396,6 +400,9 @@ local function new_fake_c(rt)
             return ERROR
         end
         rt.counters.messages.broadcast = rt.counters.messages.broadcast + 1
+        if rt.redis and rt.redis_down then -- not published: here only, counted
+            C.mt_ffi_count_error("redis_unavailable")
+        end
         local n = 0
         for handle in pairs(rt.groups[name] or {}) do
             if deliver(handle, name, data, dlen, binary) == OK then
@@ -760,6 +767,7 @@ local function new_fake_c(rt)
             return DECLINED
         end
         if rt.redis_down then
+            C.mt_ffi_count_error("redis_unavailable") -- as the core counts it
             return AGAIN
         end
         local args = {}
