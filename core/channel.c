@@ -119,7 +119,7 @@ int mt_channel_ready(const mt_channel_t *ch, const char **reason)
 {
     *reason = NULL;
     if (ch->redis && !mt_redis_up(ch->redis)) {
-        *reason = "redis unavailable";
+        *reason = mt_redis_why(ch->redis);
         return 0;
     }
     return 1;

@@ -85,6 +85,10 @@ static const cfg_desc_t descs[] = {
     {"metrics_max_series_per_family", CFG_INT, F(metrics_max_series_per_family), 10, 10000000,
      "an integer from 10 to 10000000"},
     {"redis_prefix", CFG_STR, F(redis_prefix), 0, 0, "a non-empty prefix such as moontide:"},
+    {"redis_sentinels", CFG_STRS, F(redis_sentinels), 0, 0,
+     "a list of Redis Sentinels as host:port (comma-separated in the environment)"},
+    {"redis_master_name", CFG_STR, F(redis_master_name), 0, 0,
+     "the name the sentinels monitor the master under"},
     {"admin_token", CFG_OPTSTR, F(admin_token), 0, 0, "a secret string (empty: none)"},
     {"trusted_proxies", CFG_CIDRS, F(trusted_proxies), 0, 0,
      "a list of IP addresses or CIDR blocks (comma-separated in the environment)"},
@@ -139,6 +143,7 @@ void mt_config_init(mt_config_t *cfg)
     cfg->log_level = MT_LOG_INFO;
     cfg->scripts = mt_xstrdup("lua");
     cfg->redis_prefix = mt_xstrdup("moontide:");
+    cfg->redis_master_name = mt_xstrdup("mymaster");
     cfg->metrics_max_series = 20000;
     cfg->handler_timeout = 1.0;
     cfg->heartbeat_timeout = 10;
@@ -162,6 +167,8 @@ void mt_config_free(mt_config_t *cfg)
     free(cfg->redis_url);
     free(cfg->admin_token);
     free(cfg->redis_prefix);
+    free(cfg->redis_master_name);
+    strlist_free(&cfg->redis_sentinels);
     free(cfg->send_queue_policy);
     free(cfg->rate_limit_action);
     free(cfg->lua_jit);
@@ -257,6 +264,23 @@ static void set_str(char **slot, const char *value)
     *slot = mt_xstrdup(value);
 }
 
+/* "host:port" with a port from 1 to 65535 (the sentinels' addresses). */
+static int is_host_port(const char *item, size_t n)
+{
+    const char *colon = item + n;
+    while (colon > item && *--colon != ':')
+        ;
+    if (*colon != ':' || colon == item || colon + 1 == item + n || item + n - colon > 6)
+        return 0;
+    int port = 0;
+    for (const char *c = colon + 1; c < item + n; c++) {
+        if (*c < '0' || *c > '9')
+            return 0;
+        port = port * 10 + (*c - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
 int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const char *source,
                   char *err, size_t errlen)
 {
@@ -333,6 +357,10 @@ int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const ch
         const char *p = value, *item;
         size_t n;
         while ((item = next_item(&p, &n))) {
+            if (n && strcmp(d->key, "redis_sentinels") == 0 && !is_host_port(item, n)) {
+                strlist_free(&list);
+                return bad(d, value, source, err, errlen);
+            }
             if (n) {
                 list.items = mt_xrealloc(list.items, (list.n + 1) * sizeof *list.items);
                 list.items[list.n++] = mt_xstrndup(item, n);

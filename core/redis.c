@@ -20,6 +20,8 @@
 #define PING_EVERY_MS 1000
 #define PING_STALL_S 5.0
 #define WARN_EVERY_S 5.0
+#define SENTINEL_EVERY_MS 10000 /* the master is asked for again */
+#define SENTINEL_RETRY_MS 500   /* after no sentinel answered */
 
 /* -- The libuv adapter ------------------------------------------------ */
 
@@ -157,6 +159,8 @@ int mt_redis_parse_url(mt_redis_t *r, const char *url, char *err, size_t errlen)
 }
 
 static void connect_conn(mt_redis_conn_t *c);
+static void sentinel_ask(mt_redis_t *r);
+static void went_down(mt_redis_t *r, const char *what, const char *why);
 
 static void on_retry(uv_timer_t *t)
 {
@@ -218,13 +222,33 @@ static void became_ready(mt_redis_conn_t *c)
     }
 }
 
-/* AUTH and SELECT answer here; the connection is ready after the last. */
+/* Forgets the master the sentinels named and asks them again (it was not
+ * a master, said READONLY, or went away). */
+static void master_lost(mt_redis_t *r)
+{
+    if (r->sentinel && r->sentinel->known) {
+        r->sentinel->known = 0;
+        sentinel_ask(r);
+    }
+}
+
+/* AUTH, SELECT and (with Sentinel) ROLE answer here; the connection is
+ * ready after the last. */
 static void on_setup_reply(redisAsyncContext *ac, void *reply, void *last)
 {
     mt_redis_conn_t *c = ac->data;
+    if (ac->c.flags & REDIS_DISCONNECTING)
+        return; /* left for another master (leave_server): not ready here */
     redisReply *rep = reply;
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         went_down(c->r, c->name, rep ? rep->str : "setup failed");
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 && /* ROLE */
+        (rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "master"))) {
+        went_down(c->r, c->name, "not the master (sentinel named it; it is a replica now)");
+        master_lost(c->r);
         redisAsyncDisconnect(ac);
         return;
     }
@@ -240,20 +264,25 @@ static void on_connect(const redisAsyncContext *ac, int status)
         /* hiredis frees the context after this callback. */
         went_down(r, c->name, ac->errstr);
         c->ac = NULL;
+        if (r->sentinel)
+            master_lost(r);
         schedule_retry(c);
         return;
     }
     redisAsyncContext *mac = c->ac;
-    int steps = (r->password != NULL) + (r->db != 0);
+    int role = r->sentinel != NULL; /* the sentinels' word is checked */
+    int steps = (r->password != NULL) + (r->db != 0) + role;
     if (steps == 0) {
         became_ready(c);
         return;
     }
     if (r->password)
-        redisAsyncCommand(mac, on_setup_reply, steps == 1 ? (void *)1 : NULL, "AUTH %s",
+        redisAsyncCommand(mac, on_setup_reply, --steps == 0 ? (void *)1 : NULL, "AUTH %s",
                           r->password);
     if (r->db)
-        redisAsyncCommand(mac, on_setup_reply, (void *)1, "SELECT %d", r->db);
+        redisAsyncCommand(mac, on_setup_reply, --steps == 0 ? (void *)1 : NULL, "SELECT %d", r->db);
+    if (role)
+        redisAsyncCommand(mac, on_setup_reply, (void *)1, "ROLE");
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -270,12 +299,20 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (was_ready)
         r->ev.link(r->ev.ud, c->subscriber, 0);
     went_down(r, c->name, status == REDIS_OK ? "closed" : ac->errstr);
+    if (r->sentinel && status != REDIS_OK)
+        master_lost(r); /* the master may have moved: ask before reconnecting */
     schedule_retry(c);
 }
 
 static void connect_conn(mt_redis_conn_t *c)
 {
     mt_redis_t *r = c->r;
+    if (c->ac)
+        return;
+    if (r->sentinel && !r->sentinel->known) {
+        sentinel_ask(r); /* connects once a sentinel names the master */
+        return;
+    }
     redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
     if (!ac) {
         went_down(r, c->name, "out of memory");
@@ -292,6 +329,224 @@ static void connect_conn(mt_redis_conn_t *c)
     c->ac = ac;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+}
+
+/* -- Sentinel ------------------------------------------------------------- */
+
+/* Splits "host:port" into host (out[len]) and port; 0 or -1. */
+static int split_addr(const char *addr, char *out, size_t len, int *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= len)
+        return -1;
+    memcpy(out, addr, (size_t)(colon - addr));
+    out[colon - addr] = '\0';
+    *port = atoi(colon + 1);
+    return *port > 0 && *port < 65536 ? 0 : -1;
+}
+
+static redisAsyncContext *sentinel_connect(mt_redis_t *r, int i)
+{
+    char host[256];
+    int port;
+    if (split_addr(r->sentinel->addrs[i], host, sizeof host, &port) != 0)
+        return NULL;
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
+    if (!ac)
+        return NULL;
+    if (ac->err || attach(ac, r->loop) != 0) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = r;
+    return ac;
+}
+
+/* Drops a link's connection so it reconnects to r->host. A connected
+ * one goes through on_disconnect (reported, retried); one still
+ * connecting is freed here: hiredis calls no disconnect callback for a
+ * context that never connected, and c->ac would be left dangling. */
+static void leave_server(mt_redis_conn_t *c)
+{
+    redisAsyncContext *ac = c->ac;
+    if (ac->c.flags & REDIS_CONNECTED) {
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    c->ac = NULL;
+    redisAsyncFree(ac);
+}
+
+/* The master is at host:port (a sentinel said so); connections to another
+ * address are dropped and the links connect to it. */
+static void master_is(mt_redis_t *r, const char *host, int port, const char *how)
+{
+    mt_redis_sentinel_t *s = r->sentinel;
+    int moved = !r->host || strcmp(r->host, host) != 0 || r->port != port;
+    s->known = 1;
+    if (moved) {
+        mt_buf_t *b = mt_log_begin(r->log, MT_LOG_INFO, "moontide.redis", "redis master", 12);
+        if (b) {
+            mt_json_kv_cstr(b, "host", host);
+            mt_json_kv_int(b, "port", port);
+            mt_json_kv_cstr(b, "from", how);
+            mt_json_kv_cstr(b, "master_name", s->master);
+            mt_log_end(r->log);
+        }
+        free(r->host);
+        r->host = mt_xstrdup(host);
+        r->port = port;
+        mt_redis_conn_t *links[] = {&r->cmd, &r->sub};
+        for (int i = 0; i < 2; i++)
+            if (links[i]->ac)
+                leave_server(links[i]); /* reconnects to the new one */
+    }
+    mt_redis_conn_t *links[] = {&r->cmd, &r->sub};
+    for (int i = 0; i < 2; i++)
+        if (!links[i]->ac && !r->stopping) {
+            uv_timer_stop(&links[i]->retry);
+            connect_conn(links[i]);
+        }
+}
+
+/* +switch-master: "<name> <old ip> <old port> <new ip> <new port>". */
+static void on_switch(redisAsyncContext *ac, void *reply, void *priv)
+{
+    mt_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    (void)priv;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+        rep->element[2]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message"))
+        return;
+    char name[256], oldhost[256], host[256];
+    int oldport, port;
+    if (sscanf(rep->element[2]->str, "%255s %255s %d %255s %d", name, oldhost, &oldport, host,
+               &port) == 5 &&
+        strcmp(name, r->sentinel->master) == 0)
+        master_is(r, host, port, "+switch-master");
+}
+
+static void on_watch_disconnect(const redisAsyncContext *ac, int status)
+{
+    mt_redis_t *r = ac->data;
+    (void)status;
+    if (r->sentinel && r->sentinel->watch == ac)
+        r->sentinel->watch = NULL; /* watched again at the next answer */
+}
+
+/* A watch that never connected gets no disconnect callback. */
+static void on_watch_connect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK)
+        on_watch_disconnect(ac, status);
+}
+
+/* Watches the sentinel that answered for failovers. */
+static void sentinel_watch(mt_redis_t *r, int i)
+{
+    mt_redis_sentinel_t *s = r->sentinel;
+    if (s->watch || r->stopping)
+        return;
+    redisAsyncContext *ac = sentinel_connect(r, i);
+    if (!ac)
+        return;
+    s->watch = ac;
+    redisAsyncSetConnectCallback(ac, on_watch_connect);
+    redisAsyncSetDisconnectCallback(ac, on_watch_disconnect);
+    redisAsyncCommand(ac, on_switch, NULL, "SUBSCRIBE +switch-master");
+}
+
+static void sentinel_next(mt_redis_t *r);
+
+static void on_master_addr(redisAsyncContext *ac, void *reply, void *priv)
+{
+    mt_redis_t *r = ac->data;
+    mt_redis_sentinel_t *s = r->sentinel;
+    redisReply *rep = reply;
+    (void)priv;
+    if (!s || s->query != ac)
+        return;
+    int i = s->qi;
+    s->query = NULL;
+    if (rep) /* NULL: it is going away already */
+        redisAsyncDisconnect(ac);
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_STRING &&
+        rep->element[1]->type == REDIS_REPLY_STRING) {
+        s->tried = 0;
+        sentinel_watch(r, i);
+        master_is(r, rep->element[0]->str, atoi(rep->element[1]->str), s->addrs[i]);
+        return;
+    }
+    went_down(r, "sentinel",
+              rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "the sentinel knows no master");
+    sentinel_next(r);
+}
+
+static void on_query_connect(const redisAsyncContext *ac, int status)
+{
+    mt_redis_t *r = ac->data;
+    if (status != REDIS_OK && r->sentinel && r->sentinel->query == ac) {
+        r->sentinel->query = NULL; /* hiredis frees it */
+        went_down(r, "sentinel", ac->errstr);
+        sentinel_next(r);
+    }
+}
+
+static void on_sentinel_timer(uv_timer_t *t)
+{
+    sentinel_ask(t->data);
+}
+
+/* Asks the next sentinel; after a round with no answer, waits a little. */
+static void sentinel_next(mt_redis_t *r)
+{
+    mt_redis_sentinel_t *s = r->sentinel;
+    if (r->stopping)
+        return;
+    s->qi = (s->qi + 1) % s->n;
+    if (++s->tried >= s->n) {
+        s->tried = 0;
+        uv_timer_start(&s->timer, on_sentinel_timer, SENTINEL_RETRY_MS, SENTINEL_EVERY_MS);
+        return;
+    }
+    sentinel_ask(r);
+}
+
+/* Asks a sentinel where the master is, unless a question is under way. */
+static void sentinel_ask(mt_redis_t *r)
+{
+    mt_redis_sentinel_t *s = r->sentinel;
+    if (!s || s->query || r->stopping)
+        return;
+    redisAsyncContext *ac = sentinel_connect(r, s->qi);
+    if (!ac) {
+        sentinel_next(r);
+        return;
+    }
+    s->query = ac;
+    redisAsyncSetConnectCallback(ac, on_query_connect);
+    redisAsyncCommand(ac, on_master_addr, NULL, "SENTINEL get-master-addr-by-name %s", s->master);
+}
+
+void mt_redis_use_sentinels(mt_redis_t *r, char *const *addrs, int n, const char *master)
+{
+    mt_redis_sentinel_t *s = mt_xcalloc(1, sizeof *s);
+    s->addrs = mt_xcalloc((size_t)n, sizeof *s->addrs);
+    for (int i = 0; i < n; i++)
+        s->addrs[i] = mt_xstrdup(addrs[i]);
+    s->n = n;
+    s->master = mt_xstrdup(master);
+    r->sentinel = s;
+}
+
+const char *mt_redis_why(const mt_redis_t *r)
+{
+    if (mt_redis_up(r))
+        return NULL;
+    if (r->sentinel && !r->sentinel->known)
+        return "redis master unknown: asking the sentinels";
+    return "redis unavailable";
 }
 
 static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
@@ -348,6 +603,12 @@ void mt_redis_start(mt_redis_t *r, uv_loop_t *loop, const char *prefix, mt_log_t
     uv_timer_init(loop, &r->ping);
     r->ping.data = r;
     uv_timer_start(&r->ping, on_ping_timer, PING_EVERY_MS, PING_EVERY_MS);
+    if (r->sentinel) {
+        uv_timer_init(loop, &r->sentinel->timer);
+        r->sentinel->timer.data = r;
+        uv_timer_start(&r->sentinel->timer, on_sentinel_timer, SENTINEL_EVERY_MS,
+                       SENTINEL_EVERY_MS);
+    }
     connect_conn(&r->cmd);
     connect_conn(&r->sub);
 }
@@ -373,6 +634,21 @@ void mt_redis_stop(mt_redis_t *r)
     uv_close((uv_handle_t *)&r->ping, NULL);
     close_conn(&r->cmd);
     close_conn(&r->sub);
+    if (r->sentinel) {
+        mt_redis_sentinel_t *s = r->sentinel;
+        uv_timer_stop(&s->timer);
+        uv_close((uv_handle_t *)&s->timer, NULL);
+        if (s->query) {
+            redisAsyncContext *q = s->query;
+            s->query = NULL;
+            redisAsyncFree(q);
+        }
+        if (s->watch) {
+            redisAsyncContext *w = s->watch;
+            s->watch = NULL;
+            redisAsyncFree(w);
+        }
+    }
 }
 
 void mt_redis_free(mt_redis_t *r)
@@ -381,6 +657,14 @@ void mt_redis_free(mt_redis_t *r)
     free(r->password);
     free(r->prefix);
     r->host = r->password = r->prefix = NULL;
+    if (r->sentinel) {
+        for (int i = 0; i < r->sentinel->n; i++)
+            free(r->sentinel->addrs[i]);
+        free(r->sentinel->addrs);
+        free(r->sentinel->master);
+        free(r->sentinel);
+        r->sentinel = NULL;
+    }
 }
 
 int mt_redis_up(const mt_redis_t *r)
@@ -411,6 +695,10 @@ static void on_publish_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         c->r->stats->errors[MT_ERR_REDIS_UNAVAILABLE]++;
         went_down(c->r, c->name, rep ? rep->str : "publish lost");
+        if (rep && strncmp(rep->str, "READONLY", 8) == 0 && c->r->sentinel) {
+            master_lost(c->r); /* a demoted master: find the new one */
+            redisAsyncDisconnect(ac);
+        }
     }
 }
 
@@ -536,8 +824,20 @@ static void on_command_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     mt_redis_conn_t *c = ac->data;
     uint64_t id = (uint64_t)(uintptr_t)priv;
-    if (id && c && c->r) /* 0: sent without waiting for the reply */
+    redisReply *rep = reply;
+    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "READONLY", 8) == 0 && c &&
+        c->r && c->r->sentinel) {
+        master_lost(c->r);
+        redisAsyncDisconnect(ac);
+    }
+    if (!c || !c->r)
+        return;
+    if (id) /* 0: sent without waiting for the reply */
         c->r->ev.reply(c->r->ev.ud, id, reply);
+    else if (!rep || (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "READONLY", 8) == 0))
+        /* A write nobody waits for, lost with its link or refused by a
+         * demoted master: counted, never retried (it may have run). */
+        c->r->stats->errors[MT_ERR_REDIS_UNAVAILABLE]++;
 }
 
 int mt_redis_send_command(mt_redis_t *r, int argc, const char **argv, const size_t *argvlen,

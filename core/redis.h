@@ -18,6 +18,13 @@
  * bring the message back (not yet confirmed, or Redis down), and then
  * flags the message so it skips its own copy: exactly once either way.
  *
+ * With Sentinel (mt_redis_use_sentinels), the master is whatever the
+ * sentinels say: asked of the first one that answers (SENTINEL
+ * get-master-addr-by-name), checked with ROLE on every connection, followed
+ * on +switch-master (a subscription to a sentinel), and asked again
+ * before every reconnect, on a READONLY reply and every 10 s. While no
+ * master is known, the service is down (mt_redis_why says why).
+ *
  * Owns: the hiredis contexts, their poll handles and timers, and copies of
  * its settings. Reports upward only through mt_redis_events_t.
  * Lifecycle: mt_redis_parse_url, mt_redis_start, mt_redis_stop, then
@@ -64,6 +71,18 @@ typedef struct mt_redis_conn {
     uv_timer_t retry;
 } mt_redis_conn_t;
 
+/* The sentinels of a master, when the service finds it through them. */
+typedef struct mt_redis_sentinel {
+    char **addrs; /* "host:port" */
+    int n;
+    char *master;                    /* the name the sentinels monitor it under */
+    struct redisAsyncContext *query; /* asking sentinel qi, or NULL */
+    int qi, tried;
+    struct redisAsyncContext *watch; /* +switch-master from sentinel wi, or NULL */
+    int known;                       /* host/port came from a sentinel and stand */
+    uv_timer_t timer;                /* asks again every 10 s, or retries */
+} mt_redis_sentinel_t;
+
 typedef struct mt_redis {
     int configured;
     char *host;
@@ -84,6 +103,7 @@ typedef struct mt_redis {
     double down_since;   /* monotonic; 0 while up */
     double last_warning; /* monotonic; rate-limits "unavailable" lines */
     int stopping;
+    mt_redis_sentinel_t *sentinel; /* NULL: host and port are fixed */
 } mt_redis_t;
 
 /**
@@ -91,6 +111,15 @@ typedef struct mt_redis {
  * with the reason in err.
  */
 int mt_redis_parse_url(mt_redis_t *r, const char *url, char *err, size_t errlen);
+/**
+ * Finds the master through these sentinels ("host:port", copied) and the
+ * name they monitor it under, instead of a fixed host (call before
+ * mt_redis_start; password and db still come from parse_url, if given).
+ */
+void mt_redis_use_sentinels(mt_redis_t *r, char *const *addrs, int n, const char *master);
+/** Why the service is down ("redis unavailable", or no master known from
+ *  the sentinels); NULL while it is up. */
+const char *mt_redis_why(const mt_redis_t *r);
 /** Starts connecting (never fails: an absent Redis is retried). prefix is
  *  copied; log, rand and stats must outlive the service. */
 void mt_redis_start(mt_redis_t *r, uv_loop_t *loop, const char *prefix, mt_log_t *log,

@@ -104,6 +104,23 @@ int main(void)
     CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "trusted_proxies"));
     mt_config_free(&cfg);
 
+    write_file(path, "return { redis_sentinels = { '10.0.0.1:26379', 'sentinel-b:26380' },\n"
+                     "  redis_master_name = 'chat' }");
+    CHECK(load(&cfg, 1, noargs) == 0 && cfg.redis_sentinels.n == 2);
+    CHECK(strcmp(cfg.redis_sentinels.items[1], "sentinel-b:26380") == 0);
+    CHECK(strcmp(cfg.redis_master_name, "chat") == 0 && cfg.redis_url == NULL);
+    mt_config_free(&cfg);
+    const char *bad_sentinels[] = {"'sentinel'", "':26379'",   "'s:'",       "'s:0'",
+                                   "'s:65536'",  "'s:26379x'", "'s:1234567'"};
+    for (size_t i = 0; i < sizeof bad_sentinels / sizeof *bad_sentinels; i++) {
+        char text[80];
+        snprintf(text, sizeof text, "return { redis_sentinels = { %s } }", bad_sentinels[i]);
+        write_file(path, text);
+        CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "redis_sentinels") &&
+              strstr(err, "host:port"));
+        mt_config_free(&cfg);
+    }
+
     write_file(path, "return { heartbeat_interval = {} }");
     CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "heartbeat_interval"));
     mt_config_free(&cfg);

@@ -25,11 +25,7 @@ local function join(srv, room)
     return assert(client.ws(srv:ws_url("/ws/chat/" .. room .. "/")))
 end
 
-local function subscribed(...)
-    for _, srv in ipairs({ ... }) do
-        srv:subscribed()
-    end
-end
+local subscribed = server.subscribed
 
 local function counter(srv, error_type)
     local m = prom.parse(client.http(srv:url("/metrics")).body)

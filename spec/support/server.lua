@@ -277,6 +277,13 @@ function Server:subscribed(timeout)
     end, timeout or 10, "subscriptions")
 end
 
+--- srv:subscribed() for each server given.
+function _M.subscribed(...)
+    for _, srv in ipairs({ ... }) do
+        srv:subscribed()
+    end
+end
+
 --- Sends a signal to the server process.
 function Server:kill(sig)
     if not self.status then
