@@ -89,6 +89,8 @@ static const cfg_desc_t descs[] = {
      "a list of Redis Sentinels as host:port (comma-separated in the environment)"},
     {"redis_master_name", CFG_STR, F(redis_master_name), 0, 0,
      "the name the sentinels monitor the master under"},
+    {"redis_cluster", CFG_STRS, F(redis_cluster), 0, 0,
+     "a list of Redis Cluster nodes as host:port (comma-separated in the environment)"},
     {"admin_token", CFG_OPTSTR, F(admin_token), 0, 0, "a secret string (empty: none)"},
     {"trusted_proxies", CFG_CIDRS, F(trusted_proxies), 0, 0,
      "a list of IP addresses or CIDR blocks (comma-separated in the environment)"},
@@ -169,6 +171,7 @@ void mt_config_free(mt_config_t *cfg)
     free(cfg->redis_prefix);
     free(cfg->redis_master_name);
     strlist_free(&cfg->redis_sentinels);
+    strlist_free(&cfg->redis_cluster);
     free(cfg->send_queue_policy);
     free(cfg->rate_limit_action);
     free(cfg->lua_jit);
@@ -264,7 +267,7 @@ static void set_str(char **slot, const char *value)
     *slot = mt_xstrdup(value);
 }
 
-/* "host:port" with a port from 1 to 65535 (the sentinels' addresses). */
+/* "host:port" with a port from 1 to 65535 (sentinels, cluster nodes). */
 static int is_host_port(const char *item, size_t n)
 {
     const char *colon = item + n;
@@ -357,7 +360,7 @@ int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const ch
         const char *p = value, *item;
         size_t n;
         while ((item = next_item(&p, &n))) {
-            if (n && strcmp(d->key, "redis_sentinels") == 0 && !is_host_port(item, n)) {
+            if (n && strncmp(d->key, "redis_", 6) == 0 && !is_host_port(item, n)) {
                 strlist_free(&list);
                 return bad(d, value, source, err, errlen);
             }
@@ -575,6 +578,12 @@ int mt_config_load(mt_config_t *cfg, int argc, char **argv, char *err, size_t er
         if (mt_config_set(cfg, key, argv[i + 1], argv[i], err, errlen) != 0)
             return -1;
         i++;
+    }
+    if (cfg->redis_sentinels.n && cfg->redis_cluster.n) {
+        snprintf(err, errlen,
+                 "invalid configuration: redis_sentinels and redis_cluster are "
+                 "exclusive (a cluster fails over by itself)");
+        return -1;
     }
     return 0;
 }

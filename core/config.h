@@ -45,6 +45,7 @@ typedef struct mt_config {
     char *redis_url;              /* NULL: in-memory channel layer (unless sentinels are set) */
     mt_strlist_t redis_sentinels; /* "host:port" of Redis Sentinels; empty: none */
     char *redis_master_name;      /* the master the sentinels monitor */
+    mt_strlist_t redis_cluster;   /* "host:port" of some Redis Cluster nodes; empty: none */
     char *redis_prefix; /* namespace of channels and keys in a shared Redis */
     char *admin_token; /* bearer token for admin endpoints from non-loopback; NULL: none */
     mt_cidr_set_t trusted_proxies;

@@ -331,16 +331,16 @@ int mt_ffi_redis_command(int argc, const char **argv, const size_t *argvlen, dou
     return MT_OK;
 }
 
-int mt_ffi_redis_sync(double *out_id)
+int mt_ffi_redis_sync(const char *group, size_t len, double *out_id)
 {
     mt_runtime_t *rt = mt_runtime_current();
     MT_FFI_GUARD(rt);
-    if (!out_id)
+    if (!out_id || !group)
         return MT_ERROR;
     if (!rt->channel.redis)
         return MT_DECLINED;
     uint64_t id = ++rt->redis_requests;
-    if (mt_redis_sync(&rt->redis, id) != 0)
+    if (mt_redis_sync(&rt->redis, id, group, len) != 0)
         return MT_AGAIN;
     *out_id = (double)id;
     return MT_OK;

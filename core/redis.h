@@ -25,6 +25,18 @@
  * before every reconnect, on a READONLY reply and every 10 s. While no
  * master is known, the service is down (mt_redis_why says why).
  *
+ * With Redis Cluster (mt_redis_use_cluster), the service speaks to every
+ * master: a slot map (CLUSTER SLOTS, asked of any node that answers, again
+ * every 10 s and whenever a reply says the map is stale), per master a
+ * command link (hiredis async) and a sharded subscription link (our own
+ * driver: hiredis 0.14's async API asserts on "smessage"). Group channels
+ * and keys carry the group in a {hash tag}, so a room's channel, stream
+ * and presence live on one shard; groups publish with SPUBLISH and listen
+ * with SSUBSCRIBE on the shard that owns the slot; commands go to the
+ * master of their first key and follow MOVED and ASK. When a slot moves,
+ * Redis ends its channels' subscriptions (a "sunsubscribe" we did not ask
+ * for): the map is read again and every group resubscribed.
+ *
  * Owns: the hiredis contexts, their poll handles and timers, and copies of
  * its settings. Reports upward only through mt_redis_events_t.
  * Lifecycle: mt_redis_parse_url, mt_redis_start, mt_redis_stop, then
@@ -61,8 +73,11 @@ typedef struct mt_redis_events {
     void *ud;
 } mt_redis_events_t;
 
+struct mt_redis_node;
+
 typedef struct mt_redis_conn {
     struct mt_redis *r;
+    struct mt_redis_node *node;   /* the cluster master it links to; NULL: r->host */
     struct redisAsyncContext *ac; /* NULL while disconnected */
     const char *name;             /* "commands" | "subscriptions" */
     int ready;                    /* connected, authenticated, db selected */
@@ -82,6 +97,27 @@ typedef struct mt_redis_sentinel {
     int known;                       /* host/port came from a sentinel and stand */
     uv_timer_t timer;                /* asks again every 10 s, or retries */
 } mt_redis_sentinel_t;
+
+/* A Redis Cluster: its masters and which of them owns each slot. */
+typedef struct mt_redis_cluster {
+    char **seeds; /* "host:port" given in the configuration */
+    int nseeds;
+    struct mt_redis_node *nodes;     /* every master ever named (kept: links point in) */
+    struct mt_redis_node **slots;    /* MT_REDIS_SLOTS entries; NULL: no owner known */
+    int known;                       /* every slot has an owner */
+    int masters;                     /* in the last map */
+    double map_at;                   /* monotonic time the map was last read */
+    uint64_t redirects;              /* MOVED and ASK followed */
+    struct redisAsyncContext *query; /* asking for the slot map, or NULL */
+    int qi;                          /* the address asked next */
+    int again;                       /* a slot moved: resubscribe after the next map */
+    int asked;                       /* asked while a question was under way */
+    uv_timer_t timer;                /* asks again every 10 s */
+    uint64_t *unsub;                 /* hashes of channels we left, until Redis confirms */
+    size_t nunsub, capunsub;
+} mt_redis_cluster_t;
+
+#define MT_REDIS_SLOTS 16384
 
 typedef struct mt_redis {
     int configured;
@@ -104,6 +140,7 @@ typedef struct mt_redis {
     double last_warning; /* monotonic; rate-limits "unavailable" lines */
     int stopping;
     mt_redis_sentinel_t *sentinel; /* NULL: host and port are fixed */
+    mt_redis_cluster_t *cluster;   /* NULL: one server (or the sentinels' master) */
 } mt_redis_t;
 
 /**
@@ -117,6 +154,15 @@ int mt_redis_parse_url(mt_redis_t *r, const char *url, char *err, size_t errlen)
  * mt_redis_start; password and db still come from parse_url, if given).
  */
 void mt_redis_use_sentinels(mt_redis_t *r, char *const *addrs, int n, const char *master);
+/**
+ * Speaks to the Redis Cluster these nodes ("host:port", copied) belong to
+ * instead of one server (call before mt_redis_start; a password from
+ * parse_url is used on every node, db must be 0).
+ */
+void mt_redis_use_cluster(mt_redis_t *r, char *const *addrs, int n);
+/** The cluster slot of a key or channel: CRC16 of its {hash tag}, if it
+ *  has a non-empty one, else of all of it, modulo 16384. */
+unsigned mt_redis_slot(const char *key, size_t len);
 /** Why the service is down ("redis unavailable", or no master known from
  *  the sentinels); NULL while it is up. */
 const char *mt_redis_why(const mt_redis_t *r);
@@ -141,7 +187,8 @@ void mt_redis_subscribe(mt_redis_t *r, const char *group, size_t len);
 void mt_redis_unsubscribe(mt_redis_t *r, const char *group, size_t len);
 
 /**
- * A barrier on the subscription link: ev.reply gets id (with the
+ * A barrier on the subscription link that carries group (in a cluster,
+ * the link to the group's shard): ev.reply gets id (with the
  * confirmation, or NULL when the link dropped first) once every message
  * Redis published before it handled this has been passed to ev.message.
  * A command's reply comes on the other link and can overtake messages
@@ -151,7 +198,7 @@ void mt_redis_unsubscribe(mt_redis_t *r, const char *group, size_t len);
  * channel, a NULL reply for the same id follows: answered ids are ignored.)
  * Returns 0, or -1 when the subscription link is down (no reply follows).
  */
-int mt_redis_sync(mt_redis_t *r, uint64_t id);
+int mt_redis_sync(mt_redis_t *r, uint64_t id, const char *group, size_t len);
 
 /**
  * Sends a script's command; the reply goes to ev.reply with id (0: to

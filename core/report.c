@@ -72,6 +72,16 @@ void mt_report_status(const mt_report_t *r, mt_buf_t *b)
         mt_json_kv_seconds(b, "latency_seconds", redis->latency);
         mt_json_kv_seconds(b, "down_seconds",
                            redis->down_since ? mt_mono() - redis->down_since : 0);
+        if (redis->cluster) {
+            mt_json_key(b, "cluster");
+            mt_buf_addc(b, '{');
+            mt_json_kv_int(b, "masters", redis->cluster->masters);
+            mt_json_kv_bool(b, "slots_known", redis->cluster->known);
+            mt_json_kv_seconds(b, "map_age_seconds",
+                               redis->cluster->map_at ? mt_mono() - redis->cluster->map_at : 0);
+            mt_json_kv_int(b, "redirects", (int64_t)redis->cluster->redirects);
+            mt_buf_addc(b, '}');
+        }
         mt_buf_addc(b, '}');
     }
     const mt_script_t *s = r->script;

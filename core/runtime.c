@@ -471,7 +471,7 @@ static int wire(mt_runtime_t *rt)
                   strcmp(cfg->send_queue_policy, "drop_oldest") == 0, &rt->stats, &hooks);
     mt_timers_init(&rt->timers, &rt->loop, on_timer, rt);
     mt_redis_t *redis = NULL;
-    if (cfg->redis_url || cfg->redis_sentinels.n) {
+    if (cfg->redis_url || cfg->redis_sentinels.n || cfg->redis_cluster.n) {
         char err[256];
         if (cfg->redis_url &&
             mt_redis_parse_url(&rt->redis, cfg->redis_url, err, sizeof err) != 0) {
@@ -481,6 +481,8 @@ static int wire(mt_runtime_t *rt)
         if (cfg->redis_sentinels.n)
             mt_redis_use_sentinels(&rt->redis, cfg->redis_sentinels.items,
                                    (int)cfg->redis_sentinels.n, cfg->redis_master_name);
+        if (cfg->redis_cluster.n)
+            mt_redis_use_cluster(&rt->redis, cfg->redis_cluster.items, (int)cfg->redis_cluster.n);
         mt_redis_events_t ev = {on_redis_message, on_redis_subscribed, on_redis_link,
                                 on_redis_reply, rt};
         mt_redis_start(&rt->redis, &rt->loop, cfg->redis_prefix, &rt->log, &rt->rand, &rt->stats,

@@ -329,6 +329,8 @@ int mt_script_init(mt_script_t *s, const mt_config_t *cfg, mt_log_t *log, mt_sta
     lua_setfield(L, -2, "color");
     lua_pushstring(L, s->cfg->redis_prefix);
     lua_setfield(L, -2, "redis_prefix");
+    lua_pushboolean(L, s->cfg->redis_cluster.n > 0);
+    lua_setfield(L, -2, "redis_cluster");
     push_files(L, files, nfiles);
     lua_setfield(L, -2, "files");
     if (lua_pcall(L, 1, 1, 1) != 0)

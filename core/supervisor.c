@@ -554,7 +554,9 @@ static void all_ready(sv_t *sv)
         mt_json_kv_cstr(b, "scripts", sv->cfg.scripts);
         mt_json_kv_cstr(b, "config", sv->cfg.config_path);
         mt_json_kv_cstr(b, "channel_layer",
-                        sv->cfg.redis_url || sv->cfg.redis_sentinels.n ? "redis" : "memory");
+                        sv->cfg.redis_url || sv->cfg.redis_sentinels.n || sv->cfg.redis_cluster.n
+                            ? "redis"
+                            : "memory");
         mt_json_kv_int(b, "max_connections", sv->cfg.max_connections);
         mt_json_kv_seconds(b, "startup_seconds", startup);
         mt_log_end(&sv->log);

@@ -121,6 +121,17 @@ int main(void)
         mt_config_free(&cfg);
     }
 
+    write_file(path, "return { redis_cluster = { '10.0.0.1:7000', 'node-b:7001' } }");
+    CHECK(load(&cfg, 1, noargs) == 0 && cfg.redis_cluster.n == 2);
+    CHECK(strcmp(cfg.redis_cluster.items[1], "node-b:7001") == 0);
+    mt_config_free(&cfg);
+    write_file(path, "return { redis_cluster = { 'node-b' } }");
+    CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "redis_cluster") && strstr(err, "host:port"));
+    mt_config_free(&cfg);
+    write_file(path, "return { redis_cluster = { 'a:7000' }, redis_sentinels = { 'b:26379' } }");
+    CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "exclusive"));
+    mt_config_free(&cfg);
+
     write_file(path, "return { heartbeat_interval = {} }");
     CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "heartbeat_interval"));
     mt_config_free(&cfg);

@@ -1,7 +1,7 @@
-/* test_redis.c - the Redis service without a server: URL parsing, and the
- * state of a service that was never connected. (Connections, pub/sub and
- * outages are covered against a real redis-server in
- * spec/integration/10-redis_spec.lua.) */
+/* test_redis.c - the Redis service without a server: URL parsing, cluster
+ * slot hashing, and the state of a service that was never connected.
+ * (Connections, pub/sub, outages, Sentinel and Cluster are covered against
+ * real servers in spec/integration/10, 22 and 23.) */
 #include "check.h"
 #include "redis.h"
 
@@ -47,6 +47,21 @@ int main(void)
     CHECK(parse(&r, "redis://h/x", err) == -1);
     CHECK(parse(&r, "redis://h/-1", err) == -1);
     CHECK(strstr(err, "database") != NULL);
+
+    /* Cluster slots: CRC16/XMODEM ("123456789" -> 0x31C3) of the hash tag */
+    CHECK(mt_redis_slot("123456789", 9) == 0x31C3);
+    CHECK(mt_redis_slot("{user1000}.following", 20) == mt_redis_slot("user1000", 8));
+    CHECK(mt_redis_slot("{user1000}.followers", 20) == mt_redis_slot("{user1000}.following", 20));
+    CHECK(mt_redis_slot("foo{}{bar}", 10) != mt_redis_slot("bar", 3));    /* empty tag: all */
+    CHECK(mt_redis_slot("foo{bar}{zap}", 13) == mt_redis_slot("bar", 3)); /* the first */
+    CHECK(mt_redis_slot("foo{{bar}}zap", 13) == mt_redis_slot("{bar", 4));
+    CHECK(mt_redis_slot("moontide:group:{chat_a}", 23) ==
+          mt_redis_slot("moontide:stream:{chat_a}:epoch", 30));
+    for (unsigned i = 0; i < 1000; i++) {
+        char k[16];
+        int n = snprintf(k, sizeof k, "k%u", i);
+        CHECK(mt_redis_slot(k, (size_t)n) < MT_REDIS_SLOTS);
+    }
 
     CHECK(!mt_redis_up(&r) && !mt_redis_can_subscribe(&r));
     mt_redis_stop(&r); /* never started: nothing to stop */

@@ -43,7 +43,7 @@ void mt_ffi_series_set(mt_series_t *s, double v);
 void mt_ffi_series_observe(mt_series_t *s, double v);
 double mt_ffi_series_get(const mt_series_t *s);
 int mt_ffi_redis_command(int argc, const char **argv, const size_t *argvlen, double *out_id);
-int mt_ffi_redis_sync(double *out_id);
+int mt_ffi_redis_sync(const char *group, size_t len, double *out_id);
 int mt_ffi_redis_state(void);
 int mt_ffi_metric_read(const char *name, size_t nlen, const char *match, size_t mlen, int what,
                        double le, double *out);

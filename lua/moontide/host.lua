@@ -192,7 +192,7 @@ function _M.start(opts)
     conns = {}
     generation = generation + 1
     moontide._set_generation(generation)
-    moontide._set_redis_prefix(opts.redis_prefix or "moontide:")
+    moontide._set_redis_prefix(opts.redis_prefix or "moontide:", opts.redis_cluster)
     compile_all(opts.files)
     routes = load_routes()
     health = readiness.load()

@@ -558,6 +558,7 @@ local redis = { null = cjson.null }
 _M.redis = redis
 local redis_pending = {} -- request id -> { fn, generation }
 local redis_prefix = "moontide:"
+local redis_cluster = false
 
 --- Sends a command asynchronously: redis.command({"LPUSH", key, value}, fn).
 -- fn(reply, err) runs when the reply comes: reply is a string, number or
@@ -605,15 +606,15 @@ function redis.command(args, fn)
     return true
 end
 
---- Calls fn(true) once every group message Redis published before this
--- call reached it has been delivered here, or fn(nil, err) if the link
+--- Calls fn(true) once every message of the group named Redis published
+-- before this call reached it has been delivered here, or fn(nil, err) if the link
 -- dropped first. A command's reply travels another link and can arrive
 -- before messages published ahead of it: a reader that must see a message
 -- either in a reply or live, never both, waits for this after the reply.
 -- Returns true, or nil and "redis not configured" / "redis unavailable".
 -- Internal (moontide.stream).
-function redis._sync(fn)
-    local rc = C.mt_ffi_redis_sync(id_out)
+function redis._sync(group, fn)
+    local rc = C.mt_ffi_redis_sync(group, #group, id_out)
     if rc == STATUS.DECLINED then
         return nil, "redis not configured"
     elseif rc ~= STATUS.OK then
@@ -638,14 +639,27 @@ function redis.configured()
     return C.mt_ffi_redis_state() ~= 0
 end
 
---- A key in this app's namespace (redis_prefix): redis.key("chat", room).
-function redis.key(...)
-    return redis_prefix .. table.concat({ ... }, ":")
+--- A key in this app's namespace (redis_prefix): redis.key("chat", room)
+-- is "moontide:chat:<room>". With Redis Cluster the second part is a hash
+-- tag, "moontide:chat:{<room>}", so that a room's keys, its channel and
+-- its stream live on one shard (and one script may use them all).
+function redis.key(kind, name, ...)
+    if redis_cluster and name ~= nil then
+        local rest = select("#", ...) > 0 and ":" .. table.concat({ ... }, ":") or ""
+        return redis_prefix .. kind .. ":{" .. name .. "}" .. rest
+    end
+    return redis_prefix .. table.concat({ kind, name, ... }, ":")
 end
 
---- Sets the key namespace. Internal: the host passes redis_prefix.
-function _M._set_redis_prefix(prefix)
-    redis_prefix = prefix
+--- True when the server speaks to a Redis Cluster (redis_cluster).
+function redis.cluster()
+    return redis_cluster
+end
+
+--- Sets the key namespace. Internal: the host passes redis_prefix and
+-- whether Redis is a cluster.
+function _M._set_redis_prefix(prefix, cluster)
+    redis_prefix, redis_cluster = prefix, cluster == true
 end
 
 --- Delivers a reply to the command's callback. Internal.

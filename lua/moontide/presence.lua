@@ -58,7 +58,12 @@ local function key(room)
     return moontide.redis.key("presence", room)
 end
 
+-- Leases: "<prefix>lease:<instance>"; with Redis Cluster all in one slot
+-- ("<prefix>lease:{leases}:<instance>"), so one script reads them all.
 local function lease_prefix()
+    if moontide.redis.cluster() then
+        return moontide.redis.key("lease", "leases") .. ":"
+    end
     return moontide.redis.key("lease", "")
 end
 
@@ -278,8 +283,80 @@ moontide._on_mesh("presence.members", function(_, msg)
     end
 end)
 
+-- Redis Cluster: which of the leases KEYS exist (1) or not (0).
+local LEASES_SCRIPT = [[
+local out = {}
+for i = 1, #KEYS do
+    out[i] = redis.call('EXISTS', KEYS[i])
+end
+return out
+]]
+
+local function instance_of(text)
+    return string.match(text, '"instance":"([0-9a-f]+)"') or ""
+end
+
+-- Redis Cluster: LIST_SCRIPT's work in three steps, as the room's hash and
+-- the leases live on different shards: the room's entries, then the
+-- leases of the instances they name (one script on the leases' shard),
+-- then the entries of lapsed instances removed.
+local function cluster_member_texts(room, cb)
+    local function filter(entries, alive)
+        local out, stale = {}, { "HDEL", key(room) }
+        for i = 1, #entries, 2 do
+            local inst = instance_of(entries[i + 1])
+            if inst == instance or alive[inst] then
+                out[#out + 1] = entries[i + 1]
+            else
+                stale[#stale + 1] = entries[i]
+            end
+        end
+        if #stale > 2 then
+            moontide.redis.command(stale)
+        end
+        cb(out)
+    end
+    local ok, err = moontide.redis.command({ "HGETALL", key(room) }, function(entries, rerr)
+        if type(entries) ~= "table" then
+            return cb(nil, rerr or "redis unavailable")
+        end
+        local args, insts, seen = { "EVAL", LEASES_SCRIPT, 0 }, {}, {}
+        for i = 2, #entries, 2 do
+            local inst = instance_of(entries[i])
+            if inst ~= instance and not seen[inst] then
+                seen[inst] = true
+                insts[#insts + 1] = inst
+                args[#args + 1] = lease_prefix() .. inst
+            end
+        end
+        if #insts == 0 then
+            return filter(entries, {})
+        end
+        args[3] = #insts
+        local sent, serr = moontide.redis.command(args, function(flags, ferr)
+            if type(flags) ~= "table" then
+                return cb(nil, ferr or "redis unavailable")
+            end
+            local alive = {}
+            for i, inst in ipairs(insts) do
+                alive[inst] = flags[i] == 1
+            end
+            filter(entries, alive)
+        end)
+        if not sent then
+            cb(nil, serr)
+        end
+    end)
+    if not ok then
+        cb(nil, err)
+    end
+end
+
 -- Calls cb(texts, err) with every member's info as JSON text.
 local function member_texts(room, cb)
+    if moontide.redis.cluster() then
+        return cluster_member_texts(room, cb)
+    end
     if moontide.redis.configured() then
         local ok, err = moontide.redis.command({ "EVAL", LIST_SCRIPT, 1, key(room),
             lease_prefix(), instance }, function(list, rerr)

@@ -221,7 +221,8 @@ end)
 -- -- In Redis ----------------------------------------------------------------
 
 -- KEYS: epoch, offset counter, stream. ARGV: a new epoch (used when there
--- is none: history lost), size, ttl, channel, header, message text.
+-- is none: history lost), size, ttl, channel, header, message text, and
+-- PUBLISH or (Redis Cluster: the channel is in the keys' slot) SPUBLISH.
 local PUBLISH_SCRIPT = [[
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
@@ -234,7 +235,7 @@ local offset = redis.call('INCR', KEYS[2])
 local text = ARGV[6]
 local out = string.sub(text, 1, -2) .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"}'
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '0-' .. offset, 'm', out)
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. out)
+redis.call(ARGV[7], ARGV[4], ARGV[5] .. out)
 for i = 1, 3 do
     redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
@@ -300,7 +301,7 @@ local function redis_publish(self, text)
     -- send counts it as redis_unavailable, once).
     if not moontide.redis.available() or not moontide.redis.command({ "EVAL", PUBLISH_SCRIPT,
         3, k1, k2, k3, spare_epoch(), self.size, self.ttl, moontide.redis.key("group", self.name),
-        HEADER, text }) then
+        HEADER, text, moontide.redis.cluster() and "SPUBLISH" or "PUBLISH" }) then
         moontide.groups.send(self.name, text)
     end
 end
@@ -436,8 +437,8 @@ end
 -- published before the history was read: the reply came on the command
 -- link and can overtake them, and one let through after the release would
 -- arrive twice. (If the link dropped, fn runs anyway.)
-local function settled(fn)
-    if not moontide.redis.configured() or not moontide.redis._sync(fn) then
+local function settled(self, fn)
+    if not moontide.redis.configured() or not moontide.redis._sync(self.name, fn) then
         fn()
     end
 end
@@ -496,7 +497,7 @@ function Stream:greet(conn, n, frame)
     end
     when_heard(self, conn, function()
         self:_recent(n, function(a)
-            settled(function()
+            settled(self, function()
                 if conn.closed then
                     return
                 end
@@ -544,7 +545,7 @@ function Stream:resume(conn, epoch, offset)
                 -- Another epoch: its offsets say nothing of the client's; it
                 -- gets what this epoch has, from the start.
                 return self:_since(0, RESUME_MAX, function(b, err2)
-                    settled(function() catch_up(conn, b, err2, "epoch changed") end)
+                    settled(self, function() catch_up(conn, b, err2, "epoch changed") end)
                 end)
             end
             local reason
@@ -553,7 +554,7 @@ function Stream:resume(conn, epoch, offset)
             elseif a and offset + 1 < a.first then
                 reason = "history trimmed"
             end
-            settled(function() catch_up(conn, a, err, reason) end)
+            settled(self, function() catch_up(conn, a, err, reason) end)
         end)
     end)
     return true

@@ -227,6 +227,9 @@ end
 -- PUBLISH on a group's channel reaches the group's members, as the
 -- channel layer delivers it (core/redis.h: a 10-byte header, then the
 -- payload).
+function REDIS_COMMANDS.SPUBLISH(db, channel, message)
+    return REDIS_COMMANDS.PUBLISH(db, channel, message)
+end
 function REDIS_COMMANDS.PUBLISH(db, channel, message)
     local rt = db_runtime[db]
     local group = channel:match("group:(.*)$")
@@ -791,7 +794,7 @@ local function new_fake_c(rt)
 
     -- The fake Redis delivers group messages at once: the barrier is just
     -- a reply in turn.
-    function C.mt_ffi_redis_sync(out_id)
+    function C.mt_ffi_redis_sync(_, _, out_id)
         if not rt.redis then
             return DECLINED
         end

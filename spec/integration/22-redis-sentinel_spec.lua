@@ -25,8 +25,7 @@ end
 -- The messages ws gets until nothing comes for a while: text -> times.
 local function drain(ws)
     local got = {}
-    while not ws:nothing(0.5) do
-        local m = ws:receive_message()
+    for _, m in ipairs(ws:drain()) do
         got[m.text] = (got[m.text] or 0) + 1
     end
     return got
@@ -34,24 +33,7 @@ end
 
 local subscribed = server.subscribed
 
--- n messages from a (on one instance) reach a and b exactly once each.
-local function exactly_once(a, b, n, tag)
-    for i = 1, n do
-        a:send_json({ type = "message", text = tag .. i })
-    end
-    for _, ws in ipairs({ a, b }) do
-        local seen = {}
-        for _ = 1, n do
-            local m = ws:receive_message()
-            assert.is_nil(seen[m.text], "duplicate " .. m.text)
-            seen[m.text] = true
-        end
-        for i = 1, n do
-            assert.is_true(seen[tag .. i], "lost " .. tag .. i)
-        end
-        assert.is_true(ws:nothing(0.3))
-    end
-end
+local exactly_once = client.exactly_once
 
 describe("redis sentinel #integration #redis", function()
     local g, s1, s2

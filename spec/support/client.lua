@@ -6,6 +6,8 @@
 --   local ws = assert(client.ws(srv:ws_url("/ws/chat/lobby/")))
 --   ws:send_json({ type = "heartbeat" }); ws:receive_json() -> table
 --   ws:expect_close() -> code, reason
+--   ws:receive_message(), ws:drain() -> chat messages (history frames unwrapped)
+--   client.exactly_once(a, b, n, tag) -> n messages from a reach a and b once each
 --   client.raw(port, "GET / HTTP/1.1\r\n...") -> everything the server wrote
 --       until it closed (or timeout), for exact status lines and bytes
 local cjson = require "cjson.safe"
@@ -129,6 +131,30 @@ function WS:receive_message(timeout)
     error("no message among the next 10 frames", 2)
 end
 
+--- The chat messages that arrive until none comes for quiet seconds
+-- (default 0.5), those waiting from a history frame first; other frames
+-- are skipped.
+function WS:drain(quiet)
+    local out = {}
+    self.early = self.early or {}
+    while true do
+        if #self.early > 0 then
+            out[#out + 1] = table.remove(self.early, 1)
+        else
+            local data = self.ws:receive(quiet or 0.5)
+            if not data then
+                return out
+            end
+            local m = cjson.decode(data)
+            if m.type == "message" then
+                out[#out + 1] = m
+            elseif m.type == "history" then
+                self.early = m.messages
+            end
+        end
+    end
+end
+
 --- Asserts that nothing arrives within timeout seconds (nor waits unread
 -- from a history frame).
 function WS:nothing(timeout)
@@ -157,6 +183,28 @@ end
 
 function WS:close(code, reason)
     return self.ws:close(code or 1000, reason or "", 2)
+end
+
+--- Sends n chat messages from a ("<tag>1" ...) and asserts that a and b
+-- (members of the same room, on one instance or two) each get every one
+-- exactly once, and nothing more.
+function _M.exactly_once(a, b, n, tag)
+    local check = require "luassert"
+    for i = 1, n do
+        a:send_json({ type = "message", text = tag .. i })
+    end
+    for _, ws in ipairs({ a, b }) do
+        local seen = {}
+        for _ = 1, n do
+            local m = ws:receive_message()
+            check.is_nil(seen[m.text], "duplicate " .. tostring(m.text))
+            seen[m.text] = true
+        end
+        for i = 1, n do
+            check.is_true(seen[tag .. i], "lost " .. tag .. i)
+        end
+        check.is_true(ws:nothing(0.3))
+    end
 end
 
 return _M

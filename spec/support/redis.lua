@@ -6,6 +6,8 @@
 --   r:command("GET", "k")        -- one command over a plain socket
 --   local g = redis.sentinel_group()  -- a master, a replica and three sentinels
 --   g.sentinels, g.master_name, g:master_port(), g:kill_master(), g:stop()
+--   local c = redis.cluster(3)   -- three masters made with redis-cli --cluster create
+--   c.addrs, redis.slot(key), c:owner(slot), c:move_slot(slot, to_port), c:cli(port, ...)
 local server = require "spec.support.server"
 
 local _M = {}
@@ -150,6 +152,124 @@ function Group:stop()
     end
     for _, n in ipairs(self.nodes) do
         n:stop()
+    end
+end
+
+-- -- Cluster ------------------------------------------------------------------
+
+local Cluster = {}
+Cluster.__index = Cluster
+
+--- Redis Cluster's slot of a key (CRC16/XMODEM of its {hash tag}).
+function _M.slot(key)
+    local bit = require "bit"
+    local tag = key:match("{([^}]+)}")
+    if tag and key:find("{", 1, true) == key:find("{" .. tag .. "}", 1, true) then
+        key = tag
+    end
+    local crc = 0
+    for i = 1, #key do
+        crc = bit.bxor(crc, bit.lshift(key:byte(i), 8))
+        for _ = 1, 8 do
+            crc = bit.band(bit.band(crc, 0x8000) ~= 0 and bit.bxor(bit.lshift(crc, 1), 0x1021)
+                or bit.lshift(crc, 1), 0xffff)
+        end
+    end
+    return crc % 16384
+end
+
+--- redis-cli against one node; returns its output (raises on failure).
+function Cluster.cli(_, port, ...)
+    local args = { "redis-cli", "-p", tostring(port) }
+    for _, a in ipairs({ ... }) do
+        args[#args + 1] = "'" .. tostring(a):gsub("'", "'\\''") .. "'"
+    end
+    local f = assert(io.popen(table.concat(args, " ") .. " 2>&1"))
+    local out = f:read("*a")
+    assert(f:close(), out)
+    return out
+end
+
+-- id, port and slot ranges of each master, from CLUSTER NODES.
+function Cluster:masters()
+    local out = {}
+    for line in self:cli(self.nodes[1].port, "CLUSTER", "NODES"):gmatch("[^\n]+") do
+        local id, port, flags, rest = line:match("^(%x+) [%d.]+:(%d+)@%d+ (%S+) %S+ %S+ %S+ %S+ %S+ ?(.*)$")
+        if id and flags:find("master") then
+            local m = { id = id, port = tonumber(port), ranges = {} }
+            for lo, hi in rest:gmatch("(%d+)%-?(%d*)") do
+                m.ranges[#m.ranges + 1] = { tonumber(lo), tonumber(hi ~= "" and hi or lo) }
+            end
+            out[#out + 1] = m
+        end
+    end
+    return out
+end
+
+--- The port of the master that owns slot (as node 1 sees it).
+function Cluster:owner(slot)
+    for _, m in ipairs(self:masters()) do
+        for _, r in ipairs(m.ranges) do
+            if slot >= r[1] and slot <= r[2] then
+                return m.port, m
+            end
+        end
+    end
+end
+
+--- Moves the lowest slot of its owner (the one redis-cli --cluster reshard
+-- picks first) to the master on to_port, keys and all.
+function Cluster:move_lowest(from_port, to_port)
+    local from, to
+    for _, m in ipairs(self:masters()) do
+        from = m.port == from_port and m or from
+        to = m.port == to_port and m or to
+    end
+    return self:cli(from_port, "--cluster", "reshard", "127.0.0.1:" .. from_port, "--cluster-from",
+        from.id, "--cluster-to", to.id, "--cluster-slots", 1, "--cluster-yes")
+end
+
+--- Every node says the cluster is ok and agrees on who owns slot.
+function Cluster:settled(slot)
+    return server.eventually(function()
+        local owner
+        for _, n in ipairs(self.nodes) do
+            if not self:cli(n.port, "CLUSTER", "INFO"):find("cluster_state:ok", 1, true) then
+                return false
+            end
+            local line = self:cli(n.port, "CLUSTER", "COUNTKEYSINSLOT", slot or 0)
+            if not line:match("^%d") then
+                return false
+            end
+        end
+        owner = self:owner(slot or 0)
+        return owner or false
+    end, 30, "the cluster to settle")
+end
+
+--- n masters (no replicas) on free ports, made into a cluster.
+function _M.cluster(n)
+    local c = setmetatable({ nodes = {}, addrs = {} }, Cluster)
+    for i = 1, n or 3 do
+        local r = setmetatable({ port = server.free_port() }, Redis)
+        r:start({ "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "2000" })
+        c.nodes[i] = r
+        c.addrs[i] = "127.0.0.1:" .. r.port
+    end
+    local args = { "--cluster", "create" }
+    for _, a in ipairs(c.addrs) do
+        args[#args + 1] = a
+    end
+    args[#args + 1] = "--cluster-yes"
+    c:cli(c.nodes[1].port, unpack(args))
+    c:settled()
+    return c
+end
+
+function Cluster:stop()
+    for _, r in ipairs(self.nodes) do
+        r:stop()
     end
 end
 
