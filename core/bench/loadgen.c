@@ -5,7 +5,8 @@
  * Modes:
  *   echo       closed loop per connection: send a heartbeat, await the ack,
  *              repeat. Reports msg/s and round-trip p50/p95/p99/max.
- *   broadcast  N members in one room; S of them send messages at a total
+ *   broadcast  N members in one room; S of them (0: none, members only, for
+ *              a room spread over instances) send messages at a total
  *              rate R, each carrying its send time, its sender and the
  *              sender's message number. Reports deliveries/s, fan-out
  *              latency percentiles, loss (expected - received), and per
@@ -601,7 +602,7 @@ int main(int argc, char **argv)
                 reconnects++;
             }
         }
-        if (opt.mode == MODE_BROADCAST) {
+        if (opt.mode == MODE_BROADCAST && opt.senders > 0) { /* 0: members only */
             double t = now();
             while (next_send <= t) {
                 conn_t *c = &conns[tick++ % (uint64_t)(opt.senders < opt.nconns ? opt.senders
