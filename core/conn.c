@@ -181,6 +181,7 @@ void mt_conn_free(mt_conns_t *cs, mt_conn_t *c)
     free(c->close_reason);
     free(c->request_id);
     free(c->user_agent);
+    free(c->user_id);
     free(c);
 }
 
@@ -207,6 +208,9 @@ int mt_conn_field(const mt_conn_t *c, int f, char *out, size_t len)
     case MT_CONN_USER_AGENT:
         v = c->user_agent ? c->user_agent : "";
         break;
+    case MT_CONN_USER_ID:
+        v = c->user_id ? c->user_id : "";
+        break;
     default:
         return -1;
     }
@@ -223,10 +227,10 @@ int mt_conn_field(const mt_conn_t *c, int f, char *out, size_t len)
 void mt_conn_log_fields(const mt_conn_t *c, mt_buf_t *b)
 {
     static const char *const names[MT_CONN__FIELDS] = {
-        "connection_id", "session_uuid", "request_id", "remote_addr", "user_agent"};
+        "connection_id", "session_uuid", "request_id", "remote_addr", "user_agent", "user_id"};
     char text[512];
     for (int f = 0; f < MT_CONN__FIELDS; f++) {
-        if (f == MT_CONN_USER_AGENT && !c->user_agent)
+        if ((f == MT_CONN_USER_AGENT && !c->user_agent) || (f == MT_CONN_USER_ID && !c->user_id))
             continue;
         if (mt_conn_field(c, f, text, sizeof text) > 0)
             mt_json_kv_cstr(b, names[f], text);

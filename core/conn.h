@@ -76,6 +76,7 @@ typedef struct mt_conn {
     mt_addr_t remote_addr;
     char *request_id; /* the client's X-Request-ID; NULL: the connection_id stands in */
     char *user_agent;
+    char *user_id; /* the identity's user_id, when the route's authorize gave one */
 } mt_conn_t;
 
 /* The identity fields of a connection, by number (shared with Lua's
@@ -86,6 +87,7 @@ enum {
     MT_CONN_REQUEST_ID,
     MT_CONN_REMOTE_ADDR,
     MT_CONN_USER_AGENT,
+    MT_CONN_USER_ID,
     MT_CONN__FIELDS
 };
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /*
  * Marks this FFI call as running until it returns, so that anything it
@@ -71,6 +72,36 @@ int mt_ffi_conn_close(uint64_t conn, int code, const char *reason, size_t len)
     if (!c)
         return MT_DECLINED;
     return mt_conn_close(&rt->conns, c, code, reason, len, 0);
+}
+
+/* A header of the upgrade being authorized, by its lower-case name:
+ * lws's own token for the names it parses, else its custom headers.
+ * Returns the length copied to out[cap] (NUL-terminated), MT_DECLINED when
+ * the request has no such header, MT_ERROR outside authorize. */
+int mt_ffi_upgrade_header(const char *name, size_t len, char *out, int cap)
+{
+    mt_runtime_t *rt = mt_runtime_current();
+    MT_FFI_GUARD(rt);
+    struct lws *wsi = rt->ws.upgrade.wsi;
+    if (!wsi || !name || !out || cap < 1 || len == 0 || len > 128)
+        return MT_ERROR;
+    for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+        const unsigned char *s = lws_token_to_string((enum lws_token_indexes)t);
+        if (s && strncasecmp((const char *)s, name, len) == 0 && s[len] == ':') {
+            if (lws_hdr_total_length(wsi, (enum lws_token_indexes)t) <= 0)
+                return MT_DECLINED;
+            int n = lws_hdr_copy(wsi, out, cap, (enum lws_token_indexes)t);
+            return n < 0 ? MT_ERROR : n;
+        }
+    }
+    char key[132];
+    memcpy(key, name, len);
+    key[len] = ':';
+    key[len + 1] = '\0';
+    if (lws_hdr_custom_length(wsi, key, (int)len + 1) <= 0)
+        return MT_DECLINED;
+    int n = lws_hdr_custom_copy(wsi, out, cap, key, (int)len + 1);
+    return n < 0 ? MT_ERROR : n;
 }
 
 /* The fields of a connection Lua reads on demand (moontide.CORE_FIELDS). */

@@ -283,6 +283,7 @@ int mt_script_init(mt_script_t *s, const mt_config_t *cfg, mt_log_t *log, mt_sta
     s->conns = conns;
     hooked = s;
     s->ref_open = s->ref_message = s->ref_close = s->ref_timer = s->ref_match = LUA_NOREF;
+    s->ref_authorize = LUA_NOREF;
     lua_State *L = s->L = luaL_newstate();
     if (!L) {
         mt_log_msg(s->log, MT_LOG_CRITICAL, "moontide.script", "cannot create a Lua state");
@@ -342,6 +343,7 @@ int mt_script_init(mt_script_t *s, const mt_config_t *cfg, mt_log_t *log, mt_sta
     s->ref_close = ref_field(L, host, "close");
     s->ref_timer = ref_field(L, host, "timer");
     s->ref_match = ref_field(L, host, "match");
+    s->ref_authorize = ref_field(L, host, "authorize");
     s->ref_prepare = ref_field(L, host, "prepare");
     s->ref_commit = ref_field(L, host, "commit");
     s->ref_abort = ref_field(L, host, "abort");
@@ -353,7 +355,7 @@ int mt_script_init(mt_script_t *s, const mt_config_t *cfg, mt_log_t *log, mt_sta
     lua_settop(L, 1);
     if (s->ref_open == LUA_NOREF || s->ref_message == LUA_NOREF || s->ref_close == LUA_NOREF ||
         s->ref_timer == LUA_NOREF || s->ref_match == LUA_NOREF || s->ref_prepare == LUA_NOREF ||
-        s->ref_commit == LUA_NOREF || s->ref_abort == LUA_NOREF ||
+        s->ref_authorize == LUA_NOREF || s->ref_commit == LUA_NOREF || s->ref_abort == LUA_NOREF ||
         s->ref_redis_reply == LUA_NOREF || s->ref_readiness == LUA_NOREF ||
         s->ref_tick == LUA_NOREF || s->ref_mesh == LUA_NOREF || s->ref_alerts_json == LUA_NOREF) {
         lua_pushliteral(L, "moontide.host lacks one of its entry points");
@@ -412,8 +414,37 @@ int mt_script_match(mt_script_t *s, const char *path, size_t len, const char *of
     return found;
 }
 
+int mt_script_authorize(mt_script_t *s, const char *path, const char *query, const char *origin,
+                        const char *remote, int origin_listed, double *auth, char *user_id,
+                        size_t ulen, int *status, char *reason, size_t rlen)
+{
+    user_id[0] = '\0';
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_authorize);
+    lua_pushstring(L, path);
+    lua_pushstring(L, query);
+    lua_pushstring(L, origin); /* NULL: nil */
+    lua_pushstring(L, remote);
+    lua_pushboolean(L, origin_listed);
+    if (call(s, 5, 3, 1) != 0) {
+        report(s, "authorize", NULL);
+        return -1;
+    }
+    int rc = 0;
+    if (lua_toboolean(L, -3)) {
+        *auth = lua_tonumber(L, -2);
+        copy_string(L, -1, user_id, ulen); /* "" without one */
+    } else {
+        *status = (int)lua_tointeger(L, -2);
+        copy_string(L, -1, reason, rlen);
+        rc = 1;
+    }
+    lua_pop(L, 3);
+    return rc;
+}
+
 int mt_script_open(mt_script_t *s, mt_conn_t *c, const char *path, const char *query,
-                   const char *origin, const char *protocol)
+                   const char *origin, const char *protocol, double auth)
 {
     lua_State *L = s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_open);
@@ -425,7 +456,8 @@ int mt_script_open(mt_script_t *s, mt_conn_t *c, const char *path, const char *q
         lua_pushstring(L, protocol);
     else
         lua_pushnil(L);
-    if (call(s, 5, 1, 1) != 0) {
+    lua_pushnumber(L, auth);
+    if (call(s, 6, 1, 1) != 0) {
         report(s, "on_open", c);
         return -1;
     }

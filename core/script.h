@@ -52,6 +52,7 @@ typedef struct mt_script {
     mt_stats_t *stats;       /* handler_error */
     const mt_conns_t *conns; /* counted in reload log lines */
     int ref_open, ref_message, ref_close, ref_timer, ref_match, ref_prepare, ref_commit, ref_abort;
+    int ref_authorize;
     int ref_redis_reply, ref_readiness, ref_tick, ref_mesh, ref_alerts_json;
     double deadline;  /* monotonic end of the running event's budget; 0: none */
     int budget_hit;   /* the running event was interrupted by the budget */
@@ -124,11 +125,23 @@ void mt_script_free(mt_script_t *s);
  */
 int mt_script_match(mt_script_t *s, const char *path, size_t len, const char *offered,
                     char *pattern, size_t patlen, char *chosen, size_t chosenlen);
-/** Runs the route's on_open; sets c->binary_ok from the route. protocol
+/**
+ * Runs the route's authorize(request), if its handler has one, during the
+ * upgrade (its headers are read through mt_ffi_upgrade_header meanwhile).
+ * origin_listed: the Origin passed allowed_origins. Returns 0 (go on; *auth
+ * names the identity for mt_script_open, 0 for none, and user_id[ulen]
+ * its user_id, "" for none), 1 (refused: *status and reason[rlen] say
+ * why) or -1 (it raised: logged, counted).
+ */
+int mt_script_authorize(mt_script_t *s, const char *path, const char *query, const char *origin,
+                        const char *remote, int origin_listed, double *auth, char *user_id,
+                        size_t ulen, int *status, char *reason, size_t rlen);
+/** Runs the route's on_open; sets c->binary_ok from the route; conn.user
+ *  is the identity authorize gave (auth; 0: none). protocol
  *  is the subprotocol chosen at the upgrade ("" or NULL: none). 0, or -1
  *  if it raised (logged, counted). */
 int mt_script_open(mt_script_t *s, mt_conn_t *c, const char *path, const char *query,
-                   const char *origin, const char *protocol);
+                   const char *origin, const char *protocol, double auth);
 /** Runs on_message with one complete message. Errors are logged and
  *  counted. Returns 0, or 1011 when the event was stopped by its budget:
  *  the caller closes the connection with that code. */

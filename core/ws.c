@@ -366,6 +366,29 @@ static const char *handshake_problem(struct lws *wsi, const char *method, int *s
     return NULL;
 }
 
+/* The route's authorize(request), while the upgrade is still HTTP: a
+ * refusal is a real HTTP response (401/403/429...), an error a 500. */
+static int authorize(mt_ws_t *ws, struct lws *wsi, const char *path, const char *pattern)
+{
+    mt_ws_upgrade_t *up = &ws->upgrade;
+    char query[512] = "", remote[MT_ADDR_MAX], reason[128];
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > 0)
+        lws_hdr_copy(wsi, query, sizeof query, WSI_TOKEN_HTTP_URI_ARGS);
+    mt_request_client_addr(ws->rq, wsi, remote);
+    char *origin = mt_request_header(wsi, WSI_TOKEN_ORIGIN, 256);
+    int status = 403;
+    int rc = mt_script_authorize(ws->script, path, query, origin, remote,
+                                 ws->cfg->allowed_origins.n > 0, &up->auth, up->user_id,
+                                 sizeof up->user_id, &status, reason, sizeof reason);
+    free(origin);
+    if (rc < 0)
+        return refuse(ws, wsi, 500, "authorize_failed", pattern, MT_ERR_CONNECTION_FAILED, NULL);
+    if (rc > 0)
+        return refuse(ws, wsi, status >= 400 && status <= 599 ? status : 403,
+                      reason[0] ? reason : "forbidden", pattern, MT_ERR_CONNECTION_FAILED, NULL);
+    return 0;
+}
+
 /* Routes an upgrade by path while it is still HTTP, so a refusal is a
  * proper HTTP response and no WebSocket ever exists for it. */
 static int on_confirm_upgrade(mt_ws_t *ws, struct lws *wsi)
@@ -373,7 +396,8 @@ static int on_confirm_upgrade(mt_ws_t *ws, struct lws *wsi)
     mt_ws_upgrade_t *up = &ws->upgrade;
     up->wsi = wsi;
     up->offered = 0;
-    up->protocol[0] = up->offer[0] = '\0';
+    up->protocol[0] = up->offer[0] = up->user_id[0] = '\0';
+    up->auth = 0;
     const char *method, *extra, *problem;
     int status;
     char path[512];
@@ -400,7 +424,7 @@ static int on_confirm_upgrade(mt_ws_t *ws, struct lws *wsi)
     uint32_t open = ws->server_conns ? atomic_load(ws->server_conns) : mt_conns_count(ws->conns);
     if (open >= (uint32_t)ws->cfg->max_connections)
         return refuse(ws, wsi, 503, "connection_limit", pattern, MT_ERR_CONNECTION_FAILED, NULL);
-    return 0;
+    return authorize(ws, wsi, path, pattern);
 }
 
 static void on_established(mt_ws_t *ws, struct lws *wsi)
@@ -413,6 +437,9 @@ static void on_established(mt_ws_t *ws, struct lws *wsi)
     c->tokens = ws->cfg->rate_limit_burst > 0 ? ws->cfg->rate_limit_burst : ws->cfg->rate_limit;
     mt_rand_uuid(ws->rand, &c->connection_id);
     mt_rand_uuid(ws->rand, &c->session_uuid);
+    const mt_ws_upgrade_t *authed = ws->upgrade.wsi == wsi ? &ws->upgrade : NULL;
+    if (authed && authed->user_id[0])
+        c->user_id = mt_xstrdup(authed->user_id);
     char text[MT_REQUEST_ID_MAX + 1];
     if (mt_request_client_id(wsi, text))
         c->request_id = mt_xstrdup(text);
@@ -442,7 +469,7 @@ static void on_established(mt_ws_t *ws, struct lws *wsi)
             mt_json_kv_cstr(b, "protocols_not_accepted", up->offer);
         mt_log_end(ws->log);
     }
-    int rc = mt_script_open(ws->script, c, path, query, origin, protocol);
+    int rc = mt_script_open(ws->script, c, path, query, origin, protocol, up ? up->auth : 0);
     upgrade_done(&ws->upgrade);
     if (rc != 0)
         mt_conn_close(ws->conns, c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", 14, 0);

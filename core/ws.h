@@ -71,6 +71,8 @@ typedef struct mt_ws_upgrade {
     char offer[128];    /* what the client offered */
     struct lws_protocols *pcol; /* lws's copy of MT_WS_OFFER_PROTOCOL */
     char pcol_name[64];         /* its name during a handshake */
+    double auth;                /* the identity the route's authorize gave; 0: none */
+    char user_id[128];          /* its user_id; "" for none */
 } mt_ws_upgrade_t;
 
 /* The WebSocket side's own state, one per runtime. */

@@ -71,7 +71,7 @@ __attribute__((unused)) static mt_conn_t *fixture_open(mt_runtime_t *rt, const c
     mt_rand_uuid(&rt->rand, &c->session_uuid);
     c->opened_at = c->last_seen = c->tokens_at = mt_mono();
     c->tokens = rt->cfg.rate_limit_burst > 0 ? rt->cfg.rate_limit_burst : rt->cfg.rate_limit;
-    if (mt_script_open(&rt->script, c, path, "", NULL, NULL) != 0)
+    if (mt_script_open(&rt->script, c, path, "", NULL, NULL, 0) != 0)
         return NULL;
     return c;
 }

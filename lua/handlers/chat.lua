@@ -30,7 +30,17 @@
 -- its last message (default 86400), presence_events = true to tell members
 -- of joins and leaves: {"type":"presence","event":"join"|"leave",
 -- "member":{"connection_id":...}} (at most 10 a second a room).
+--
+-- Authenticated mode: options.auth = { secret = ... } (or public_key, and
+-- any of audience, issuer, leeway: moontide.jwt.verify's options; query =
+-- the query parameter a token may come in, default "token"; cookie = a
+-- cookie it may come in). The upgrade then needs a valid JWT (Authorization:
+-- Bearer, the query parameter or the cookie) whose sub (or user_id) names
+-- the user: without one the client gets 401 and no WebSocket. Messages then
+-- carry "user_id" (and the token's "name", if any) instead of
+-- "connection_id", and so do presence members.
 local moontide = require "moontide"
+local jwt = require "moontide.jwt"
 local presence = require "moontide.presence"
 local stream = require "moontide.stream"
 
@@ -69,6 +79,28 @@ local function history_frame(texts)
     return '{"type":"history","messages":[' .. table.concat(texts, ",") .. "]}"
 end
 
+--- Authenticated mode (options.auth): the JWT's user, or a 401.
+function _M.authorize(request)
+    local auth = request.options.auth
+    if not auth then
+        return true
+    end
+    local token = jwt.from_request(request, { query = auth.query or "token", cookie = auth.cookie })
+    if not token then
+        return nil, 401, "token_required"
+    end
+    local claims, err = jwt.verify(token, auth)
+    if not claims then
+        log.info("upgrade refused: invalid token", { error = err, path = request.path })
+        return nil, 401, "invalid_token"
+    end
+    local user = claims.sub or claims.user_id
+    if type(user) ~= "string" and type(user) ~= "number" then
+        return nil, 403, "token_names_no_user"
+    end
+    return { user_id = tostring(user), name = type(claims.name) == "string" and claims.name or nil }
+end
+
 function _M.on_open(conn, request)
     local room = request.params.room -- conn.params would keep a table per connection
     local group = "chat_" .. room
@@ -77,7 +109,9 @@ function _M.on_open(conn, request)
     end
     conn.state.group = group
     -- announced to the others, then a member
-    presence.join(group, conn, nil, { events = conn.options.presence_events })
+    local user = conn.user
+    presence.join(group, conn, user and { user_id = user.user_id, name = user.name },
+        { events = conn.options.presence_events })
     groups.add(group, conn)
     local s = room_stream(conn)
     if not s then
@@ -105,7 +139,9 @@ function _M.on_message(conn, text)
         if type(msg.text) ~= "string" then
             return conn:send(ERR_INVALID)
         end
-        local out = { type = "message", text = msg.text, connection_id = conn.id }
+        local user = conn.user
+        local out = user and { type = "message", text = msg.text, user_id = user.user_id,
+            name = user.name } or { type = "message", text = msg.text, connection_id = conn.id }
         local s = room_stream(conn)
         if s then
             s:publish(out)

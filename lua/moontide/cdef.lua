@@ -49,6 +49,7 @@ int mt_ffi_metric_read(const char *name, size_t nlen, const char *match, size_t 
                        double le, double *out);
 int mt_ffi_metric_bounds(const char *name, size_t nlen, double *out, int max);
 int mt_ffi_conn_hold(uint64_t conn, const char *group, size_t len);
+int mt_ffi_upgrade_header(const char *name, size_t len, char *out, int cap);
 double mt_ffi_conn_held_first(uint64_t conn);
 int mt_ffi_conn_release(uint64_t conn, double after);
 int mt_ffi_worker_index(void);

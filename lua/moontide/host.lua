@@ -27,9 +27,22 @@
 -- route accepts, as conn.protocol, or none, per RFC 6455). A `{name}`
 -- segment matches unreserved URL characters ([%w_.~-]+) and is passed to
 -- the handler in conn.params.name; options = {...} is the handler's own
--- settings for the route, as conn.options. A handler module returns a table with
--- any of on_open(conn, request), on_message(conn, data, is_binary) and
--- on_close(conn, code, reason).
+-- settings for the route, as conn.options; origins = { "https://app.example" }
+-- are the Origins a route whose authorize reads cookies accepts besides its
+-- own (see authorize). A handler module returns a table with any of
+-- authorize(request), on_open(conn, request), on_message(conn, data,
+-- is_binary) and on_close(conn, code, reason).
+--
+-- authorize(request) runs during the upgrade, while it is still HTTP:
+-- request.path, .params, .query, .args (the query decoded), .headers (by
+-- lower-case name), .cookies, .remote_addr, .origin, .options, .tls. It
+-- returns the identity (a table with at least user_id: conn.user in every
+-- event, user_id in the connection's log lines), true (go on, anonymous),
+-- or nil, status, reason: the client gets that HTTP status (401, 403,
+-- 429...) and no WebSocket. An error is a 500. A route whose authorize
+-- read request.cookies refuses (403 origin_not_allowed) an Origin other
+-- than its own host's, the route's origins and allowed_origins: browsers
+-- send cookies with cross-site upgrades (cross-site WebSocket hijacking).
 --
 -- The readiness policy and the in-process alerts are their own modules
 -- (moontide.readiness, moontide.alerts); the host loads them with the
@@ -131,6 +144,7 @@ local function load_routes()
             binary = r.binary,
             protocols = protocol_set(r.protocols, i),
             options = type(r.options) == "table" and r.options or {},
+            origins = type(r.origins) == "table" and r.origins or {},
             handler = load_handler(r.handler),
         }
     end
@@ -328,6 +342,114 @@ function Request.__index(t, k)
     return conn[k]
 end
 
+-- -- authorize ----------------------------------------------------------------
+
+-- request.headers: each read asks the core for the upgrade's header (valid
+-- while authorize runs), then keeps it.
+local function headers_proxy()
+    return setmetatable({}, {
+        __index = function(t, name)
+            if type(name) ~= "string" then
+                return nil
+            end
+            name = name:lower()
+            local v = moontide._upgrade_header(name)
+            rawset(t, name, v or false)
+            return v
+        end,
+    })
+end
+
+local function unescape(s)
+    return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+local function parse_pairs(text, sep)
+    local out = {}
+    for part in (text or ""):gmatch("[^" .. sep .. "]+") do
+        local k, v = part:match("^%s*([^=]-)%s*=%s*(.-)%s*$")
+        if k and k ~= "" and out[k] == nil then
+            out[k] = v
+        end
+    end
+    return out
+end
+
+local AuthRequest = {}
+function AuthRequest.__index(t, k)
+    local v
+    if k == "params" then
+        v = rawget(t, "_route").params_of(rawget(t, "path"))
+    elseif k == "args" then
+        v = {}
+        for key, value in pairs(parse_pairs(rawget(t, "query"), "&")) do
+            v[unescape(key)] = unescape(value)
+        end
+    elseif k == "cookies" then
+        rawset(t, "_cookies_read", true)
+        v = parse_pairs(t.headers.cookie, ";")
+    else
+        return nil
+    end
+    rawset(t, k, v)
+    return v
+end
+
+-- Is origin the page of the host the request came to, or one the route or
+-- the server lists?
+local function origin_allowed(r, origin, host, listed)
+    if listed then
+        return true
+    end
+    local o = origin:lower():gsub("^https?://", "")
+    if host and o == host:lower() then
+        return true
+    end
+    for _, allowed in ipairs(r.origins) do
+        if origin:lower() == allowed:lower() then
+            return true
+        end
+    end
+    return false
+end
+
+-- The identity authorize gave the upgrade in progress: the core opens the
+-- connection right after, in the same event (a newer upgrade replaces an
+-- unused one).
+local authorized = { id = 0 }
+local next_auth = 0
+
+--- Runs the route's authorize (see the module comment). Returns true, the
+-- identity's id for open (0: none) and its user_id; or false, the HTTP
+-- status and a reason.
+function _M.authorize(path, query, origin, remote, origin_listed)
+    local r = find(path)
+    local f = r and r.handler.authorize
+    if not f then
+        return true, 0, nil
+    end
+    local request = setmetatable({ path = path, query = query, origin = origin,
+        remote_addr = remote, headers = headers_proxy(), options = r.options, tls = false,
+        _route = r }, AuthRequest)
+    local identity, status, reason = f(request)
+    if not identity then
+        return false, tonumber(status) or 403, reason and tostring(reason) or "forbidden"
+    end
+    if rawget(request, "_cookies_read") and origin
+        and not origin_allowed(r, origin, request.headers.host, origin_listed) then
+        return false, 403, "origin_not_allowed"
+    end
+    if identity == true then
+        return true, 0, nil
+    end
+    if type(identity) ~= "table" or identity.user_id == nil then
+        error("authorize must return a table with user_id, true, or nil, status, reason", 0)
+    end
+    next_auth = next_auth + 1
+    authorized = { id = next_auth, identity = identity }
+    return true, next_auth, tostring(identity.user_id)
+end
+
 --- The route pattern a path matches, or nil. With offered (the client's
 -- Sec-WebSocket-Protocol list), also the subprotocol chosen for it: the
 -- first offered name the route accepts, or nil.
@@ -349,12 +471,16 @@ end
 --- A connection was established: make its object, run on_open. Returns
 -- whether the route accepts binary messages (route field binary = true).
 -- protocol: the subprotocol chosen for it, or nil.
-function _M.open(handle, path, query, origin, protocol)
+function _M.open(handle, path, query, origin, protocol, auth)
     local r = find(path)
     if not r then
         error("no route for " .. path .. " (routes changed during the handshake)", 0)
     end
     local conn = moontide._connection(handle, r, path)
+    if auth and auth ~= 0 and authorized.id == auth then
+        rawset(conn, "user", authorized.identity)
+        authorized = { id = 0 }
+    end
     if query ~= "" then
         rawset(conn, "query", query)
     end

@@ -95,7 +95,8 @@ local Connection = {}
 _M.Connection = Connection
 
 -- Fields the core keeps for each connection, by the number it knows them by.
-local CORE_FIELDS = { id = 0, session_uuid = 1, request_id = 2, remote_addr = 3, user_agent = 4 }
+local CORE_FIELDS = { id = 0, session_uuid = 1, request_id = 2, remote_addr = 3, user_agent = 4,
+    user_id = 5 }
 _M.CORE_FIELDS = CORE_FIELDS
 
 function Connection.__index(self, k)
@@ -110,6 +111,9 @@ function Connection.__index(self, k)
             return nil -- the connection is gone
         end
         local v = ffi.string(field_buf, n)
+        if v == "" and k == "user_id" then
+            return nil -- none
+        end
         rawset(self, k, v)
         return v
     elseif k == "state" then
@@ -637,6 +641,16 @@ end
 --- True when the server was given a redis_url.
 function redis.configured()
     return C.mt_ffi_redis_state() ~= 0
+end
+
+local header_buf -- for _upgrade_header, made on first use
+
+--- A header of the upgrade being authorized, by lower-case name, or nil.
+-- Internal (moontide.host's request.headers).
+function _M._upgrade_header(name)
+    header_buf = header_buf or ffi.new("char[?]", 8192)
+    local n = C.mt_ffi_upgrade_header(name, #name, header_buf, 8192)
+    return n >= 0 and ffi.string(header_buf, n) or nil
 end
 
 --- A key in this app's namespace (redis_prefix): redis.key("chat", room)

@@ -336,16 +336,31 @@ local function new_fake_c(rt)
         return OK
     end
 
+    -- v into buf[len], cut and NUL-terminated as the core does; its length.
+    local function copy_out(v, buf, len)
+        local n = math.min(#v, tonumber(len) - 1)
+        ffi.copy(buf, v, n)
+        buf[n] = 0
+        return n
+    end
+
+    function C.mt_ffi_upgrade_header(name, len, buf, cap)
+        local v = rt.upgrade_headers and rt.upgrade_headers[ffi.string(name, len)]
+        if rt.upgrade_headers == nil then
+            return ERROR
+        elseif v == nil then
+            return DECLINED
+        end
+        return copy_out(v, buf, cap)
+    end
+
     function C.mt_ffi_conn_field(handle, field, buf, len)
         local c = rt.clients[tonumber(handle)]
         local v = c and c.fields[field]
         if v == nil then
             return ERROR
         end
-        local n = math.min(#v, tonumber(len) - 1)
-        ffi.copy(buf, v, n)
-        buf[n] = 0
-        return n
+        return copy_out(v, buf, len)
     end
 
     local function valid_group(name, len)
@@ -912,8 +927,10 @@ function Runtime:_flush_redis()
 end
 
 --- Opens a connection to path. Returns the client, or nil and "not_found"
--- when no route matches. info may set remote_addr, user_agent, origin,
--- request_id, query, and protocols (the subprotocols the client offers;
+-- when no route matches, or nil, status and reason when the route's
+-- authorize refuses (500, "authorize_failed" when it raises). info may set
+-- remote_addr, user_agent, origin, request_id, query, headers (name ->
+-- value, for authorize) and protocols (the subprotocols the client offers;
 -- the route's choice is then conn.protocol, as on the server).
 function Runtime:connect(path, info)
     info = info or {}
@@ -923,18 +940,36 @@ function Runtime:connect(path, info)
         self.counters.errors.connection_failed = (self.counters.errors.connection_failed or 0) + 1
         return nil, "not_found"
     end
+    -- the route's authorize, with the request's headers (lower-case names)
+    self.upgrade_headers = {}
+    for k, v in pairs(info.headers or {}) do
+        self.upgrade_headers[k:lower()] = v
+    end
+    local ok_auth, allowed, auth, user_id = xpcall(host.authorize, traceback, path,
+        info.query or "", info.origin, info.remote_addr or "127.0.0.1", false)
+    self.upgrade_headers = nil
+    if not ok_auth then -- as the core: logged and counted, then a 500
+        self.errors[#self.errors + 1] = { event = "authorize", error = allowed }
+        self.counters.errors.handler_error = (self.counters.errors.handler_error or 0) + 1
+        self.counters.errors.connection_failed = (self.counters.errors.connection_failed or 0) + 1
+        return nil, 500, "authorize_failed"
+    elseif not allowed then
+        self.counters.errors.connection_failed = (self.counters.errors.connection_failed or 0) + 1
+        return nil, auth, user_id -- the status and the reason
+    end
     self.next_handle = self.next_handle + 1
     local handle = self.next_handle
     local id = ("00000000-0000-4000-8000-%012d"):format(handle)
     -- what the core keeps for each connection (moontide.CORE_FIELDS)
     local fields = { [0] = id, ("11111111-0000-4000-8000-%012d"):format(handle),
-        info.request_id or id, info.remote_addr or "127.0.0.1", info.user_agent or "moontide.testing" }
+        info.request_id or id, info.remote_addr or "127.0.0.1", info.user_agent or "moontide.testing",
+        user_id or "" }
     local c = setmetatable({ rt = self, handle = handle, inbox = {}, closed = false,
         fields = fields }, Client)
     self.clients[handle] = c
     self.counters.connections_total = self.counters.connections_total + 1
     local ok = self:_event("on_open", c, host.open, handle, path, info.query or "", info.origin,
-        protocol)
+        protocol, auth)
     c.conn = host.connection(handle)
     if not ok and not c.closing then
         c.closing = true

@@ -253,3 +253,139 @@ describe("handlers.chat with Redis", function()
         rt:assert_no_errors()
     end)
 end)
+
+describe("handlers.chat, authenticated (options.auth)", function()
+    local jwt = require "moontide.jwt"
+    local SECRET = "chat-secret"
+    local rt
+
+    before_each(function()
+        package.preload.routes = function()
+            return { { path = "/ws/chat/{room}/", handler = "handlers.chat",
+                options = { auth = { secret = SECRET, audience = "chat" } } } }
+        end
+        rt = testing.new()
+    end)
+
+    after_each(function()
+        package.preload.routes, package.loaded.routes = nil, nil
+    end)
+
+    local function bearer(claims)
+        return { authorization = "Bearer " .. jwt.sign(claims, { secret = SECRET }) }
+    end
+
+    it("lets a valid token in as its user: messages and presence carry user_id", function()
+        local claims = { sub = "ada", name = "Ada", aud = "chat", exp = rt.clock + 60 }
+        local a = assert(rt:connect("/ws/chat/lab/", { headers = bearer(claims) }))
+        assert.same({ user_id = "ada", name = "Ada" }, a.conn.user)
+        assert.equal("ada", a.conn.user_id) -- the core's field, in its log lines too
+        a:send_json({ type = "message", text = "hi" })
+        local m = a:receive()
+        assert.same({ "hi", "ada", "Ada" }, { m.text, m.user_id, m.name })
+        assert.is_nil(m.connection_id)
+        a:send_json({ type = "presence" })
+        assert.equal("ada", a:receive().members[1].user_id)
+        rt:assert_no_errors()
+    end)
+
+    it("takes the token from the query parameter too", function()
+        local t = jwt.sign({ sub = "bob", aud = "chat" }, { secret = SECRET })
+        local b = assert(rt:connect("/ws/chat/lab/", { query = "token=" .. t }))
+        assert.equal("bob", b.conn.user.user_id)
+    end)
+
+    it("refuses no token, a bad one, an expired one, the wrong audience: 401", function()
+        local cases = {
+            { {}, "token_required" },
+            { { authorization = "Bearer x.y.z" }, "invalid_token" },
+            { bearer({ sub = "ada", aud = "chat", exp = rt.clock - 1 }), "invalid_token" },
+            { bearer({ sub = "ada", aud = "billing" }), "invalid_token" },
+            { { authorization = "Bearer " .. jwt.sign({ sub = "ada", aud = "chat" },
+                { secret = "other" }) }, "invalid_token" },
+        }
+        for i, case in ipairs(cases) do
+            local c, status, reason = rt:connect("/ws/chat/lab/", { headers = case[1] })
+            assert.same({ nil, 401, case[2] }, { c, status, reason }, "case " .. i)
+        end
+        assert.equal(#cases, rt.counters.errors.connection_failed)
+        assert.same({}, rt:members("chat_lab"))
+        local c, status, reason = rt:connect("/ws/chat/lab/", { headers = bearer({ aud = "chat" }) })
+        assert.same({ nil, 403, "token_names_no_user" }, { c, status, reason })
+    end)
+end)
+
+describe("authorize (moontide.host)", function()
+    local rt
+
+    local function routes(handler, extra)
+        package.preload["handlers.authz"] = function() return handler end
+        package.preload.routes = function()
+            local r = { path = "/ws/a/", handler = "handlers.authz" }
+            for k, v in pairs(extra or {}) do
+                r[k] = v
+            end
+            return { r, { path = "/ws/plain/{room}/", handler = "handlers.chat" } }
+        end
+        rt = testing.new()
+    end
+
+    after_each(function()
+        package.preload.routes, package.loaded.routes = nil, nil
+        package.preload["handlers.authz"], package.loaded["handlers.authz"] = nil, nil
+    end)
+
+    it("gives the request's path, query, headers, cookies and address", function()
+        local seen
+        routes({ authorize = function(req)
+            seen = { req.path, req.args.x, req.headers["x-api-key"], req.headers.absent,
+                req.remote_addr, req.tls }
+            return { user_id = 7, role = "admin" }
+        end, on_open = function(conn) conn:send({ user = conn.user.role }) end })
+        local c = assert(rt:connect("/ws/a/", { query = "x=a%20b", headers = { ["X-Api-Key"] = "k1" },
+            remote_addr = "10.0.0.9" }))
+        assert.same({ "/ws/a/", "a b", "k1", nil, "10.0.0.9", false }, seen)
+        assert.same({ user = "admin" }, c:receive())
+        assert.equal("7", c.conn.user_id)
+    end)
+
+    it("refuses with the status and reason authorize returns", function()
+        routes({ authorize = function() return nil, 429, "slow_down" end })
+        assert.same({ nil, 429, "slow_down" }, { rt:connect("/ws/a/") })
+        assert.equal(1, rt.counters.errors.connection_failed)
+    end)
+
+    it("answers 500 when authorize raises, and carries on", function()
+        routes({ authorize = function() error("boom") end })
+        assert.same({ nil, 500, "authorize_failed" }, { rt:connect("/ws/a/") })
+        assert.equal(1, #rt.errors)
+        assert.truthy(rt.errors[1].error:find("boom"))
+        rt.errors = {}
+        assert.truthy(rt:connect("/ws/plain/r/")) -- a route without options.auth: unchanged
+    end)
+
+    it("refuses a foreign Origin when authorize read cookies (CSWSH)", function()
+        routes({ authorize = function(req)
+            return req.cookies.session == "s1" and { user_id = "u" } or nil
+        end }, { origins = { "https://app.example" } })
+        local cookie = { cookie = "a=1; session=s1", host = "chat.example:8000" }
+        assert.same({ nil, 403, "origin_not_allowed" },
+            { rt:connect("/ws/a/", { headers = cookie, origin = "https://evil.example" }) })
+        assert.truthy(rt:connect("/ws/a/", { headers = cookie, origin = "http://chat.example:8000" }))
+        assert.truthy(rt:connect("/ws/a/", { headers = cookie, origin = "https://app.example" }))
+        assert.truthy(rt:connect("/ws/a/", { headers = cookie })) -- no Origin: not a browser
+    end)
+
+    it("does not check the Origin when authorize reads no cookie", function()
+        routes({ authorize = function(req) return { user_id = req.headers["x-user"] } end })
+        assert.truthy(rt:connect("/ws/a/", { headers = { ["x-user"] = "u" },
+            origin = "https://elsewhere.example" }))
+    end)
+
+    it("keeps conn.user across a reload", function()
+        routes({ authorize = function() return { user_id = "kept" } end })
+        local c = assert(rt:connect("/ws/a/"))
+        assert(rt:reload())
+        assert.equal("kept", c.conn.user.user_id)
+    end)
+end)
