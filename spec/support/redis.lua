@@ -247,11 +247,29 @@ function Cluster:settled(slot)
     end, 30, "the cluster to settle")
 end
 
+-- A free port whose cluster bus port (port + 10 000) is free too: an
+-- ephemeral port above 55 535 has none, and redis-server would not start.
+local function cluster_port()
+    local socket = require "cqueues.socket"
+    for _ = 1, 100 do
+        local port = server.free_port()
+        if port + 10000 <= 65535 then
+            local s = socket.listen("127.0.0.1", port + 10000)
+            local ok, bound = pcall(s.listen, s)
+            s:close()
+            if ok and bound then
+                return port
+            end
+        end
+    end
+    error("no port with a free cluster bus port")
+end
+
 --- n masters (no replicas) on free ports, made into a cluster.
 function _M.cluster(n)
     local c = setmetatable({ nodes = {}, addrs = {} }, Cluster)
     for i = 1, n or 3 do
-        local r = setmetatable({ port = server.free_port() }, Redis)
+        local r = setmetatable({ port = cluster_port() }, Redis)
         r:start({ "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", "2000" })
         c.nodes[i] = r
