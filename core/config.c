@@ -92,6 +92,9 @@ static const cfg_desc_t descs[] = {
     {"redis_cluster", CFG_STRS, F(redis_cluster), 0, 0,
      "a list of Redis Cluster nodes as host:port (comma-separated in the environment)"},
     {"admin_token", CFG_OPTSTR, F(admin_token), 0, 0, "a secret string (empty: none)"},
+    {"tls_cert", CFG_OPTSTR, F(tls_cert), 0, 0, "a PEM certificate file (and its chain)"},
+    {"tls_key", CFG_OPTSTR, F(tls_key), 0, 0, "the PEM private key file of tls_cert"},
+    {"tls_allow_plain", CFG_CHOICE, F(tls_allow_plain), 0, 0, "true or false"},
     {"trusted_proxies", CFG_CIDRS, F(trusted_proxies), 0, 0,
      "a list of IP addresses or CIDR blocks (comma-separated in the environment)"},
 };
@@ -156,6 +159,7 @@ void mt_config_init(mt_config_t *cfg)
     cfg->send_queue_policy = mt_xstrdup("close");
     cfg->rate_limit_action = mt_xstrdup("reply");
     cfg->lua_jit = mt_xstrdup("on");
+    cfg->tls_allow_plain = mt_xstrdup("false");
     cfg->lua_memory_limit = 256 << 20;
     cfg->metrics_max_series_per_family = 2000;
 }
@@ -173,6 +177,9 @@ void mt_config_free(mt_config_t *cfg)
     strlist_free(&cfg->redis_sentinels);
     strlist_free(&cfg->redis_cluster);
     free(cfg->send_queue_policy);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->tls_allow_plain);
     free(cfg->rate_limit_action);
     free(cfg->lua_jit);
     strlist_free(&cfg->allowed_origins);
@@ -578,6 +585,10 @@ int mt_config_load(mt_config_t *cfg, int argc, char **argv, char *err, size_t er
         if (mt_config_set(cfg, key, argv[i + 1], argv[i], err, errlen) != 0)
             return -1;
         i++;
+    }
+    if (!cfg->tls_cert != !cfg->tls_key) {
+        snprintf(err, errlen, "invalid configuration: tls_cert and tls_key go together");
+        return -1;
     }
     if (cfg->redis_sentinels.n && cfg->redis_cluster.n) {
         snprintf(err, errlen,

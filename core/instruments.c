@@ -233,6 +233,25 @@ void mt_instruments_collect(mt_instruments_t *in)
     const char *reason;
     mt_metric_set(in->channel_up, mt_channel_ready(in->channel, &reason));
     mt_metric_set(in->series_dropped, (double)in->metrics->dropped);
+    if (in->tls) {
+        mt_metric_set(in->tls_expiry, in->tls->not_after);
+        mt_metric_set(in->tls_reloads_ok, (double)in->tls->reloads_ok);
+        mt_metric_set(in->tls_reloads_failed, (double)in->tls->reloads_failed);
+    }
+}
+
+void mt_instruments_use_tls(mt_instruments_t *in, const mt_tls_t *tls)
+{
+    in->tls = tls;
+    in->tls_expiry =
+        single(in, MT_METRIC_GAUGE, "moontide_tls_certificate_expiry_timestamp_seconds",
+               "When the TLS certificate in use expires, unix seconds");
+    in->tls_expiry->family->merge = MT_MERGE_MIN; /* the soonest of the workers' */
+    mt_family_t *f =
+        family(in, MT_METRIC_COUNTER, "moontide_tls_certificate_reloads_total",
+               "TLS certificate reloads by result (a refused pair keeps the old one)", "result");
+    in->tls_reloads_ok = labelled(in, f, "success");
+    in->tls_reloads_failed = labelled(in, f, "failure");
 }
 
 void mt_instruments_render(mt_instruments_t *in, mt_buf_t *out, int openmetrics)

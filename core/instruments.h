@@ -27,6 +27,7 @@
 #include "process.h"
 #include "script.h"
 #include "stats.h"
+#include "tls.h"
 
 #include <uv.h>
 
@@ -41,6 +42,8 @@ typedef struct mt_instruments {
     mt_series_t *lua_memory, *queue_bytes, *queue_dropped, *generation;
     mt_series_t *reloads_success, *reloads_failure;
     mt_series_t *channel_up, *loop_lag, *series_dropped, *render_seconds;
+    mt_series_t *tls_expiry, *tls_reloads_ok, *tls_reloads_failed; /* NULL without TLS */
+    const mt_tls_t *tls;
     uint64_t collected_at; /* loop time (ms) of the last collect */
     uv_timer_t lag_timer;
     double lag_expected; /* monotonic time the lag timer should fire */
@@ -64,6 +67,9 @@ void mt_instruments_init(mt_instruments_t *in, uv_loop_t *loop, mt_metrics_t *me
                          mt_log_t *log, const mt_stats_t *stats, const mt_process_t *proc,
                          const mt_conns_t *conns, const mt_channel_t *channel,
                          const mt_script_t *script);
+/** Declares the TLS certificate's families (expiry, reloads) and reads
+ *  them from tls at each collect; only when the port speaks TLS. */
+void mt_instruments_use_tls(mt_instruments_t *in, const mt_tls_t *tls);
 /** Stops the loop-lag probe (shutdown). */
 void mt_instruments_close(mt_instruments_t *in);
 /** Counts and times one HTTP response. */

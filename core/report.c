@@ -84,6 +84,18 @@ void mt_report_status(const mt_report_t *r, mt_buf_t *b)
         }
         mt_buf_addc(b, '}');
     }
+    if (r->tls) {
+        mt_json_key(b, "tls");
+        mt_buf_addc(b, '{');
+        mt_json_kv_cstr(b, "subject", r->tls->subject);
+        mt_json_kv_seconds(b, "not_after", r->tls->not_after);
+        mt_json_kv_seconds(b, "expires_in_seconds", r->tls->not_after - mt_now());
+        mt_json_kv_int(b, "reloads", (int64_t)r->tls->reloads_ok);
+        mt_json_kv_int(b, "reloads_refused", (int64_t)r->tls->reloads_failed);
+        if (r->tls->last_error[0])
+            mt_json_kv_cstr(b, "last_error", r->tls->last_error);
+        mt_buf_addc(b, '}');
+    }
     const mt_script_t *s = r->script;
     mt_json_key(b, "scripts");
     mt_buf_addc(b, '{');

@@ -20,6 +20,7 @@
 #include "group.h"
 #include "process.h"
 #include "script.h"
+#include "tls.h"
 
 typedef struct mt_report {
     const mt_config_t *cfg;
@@ -29,6 +30,7 @@ typedef struct mt_report {
     const mt_channel_t *channel;
     const mt_script_t *script;
     const mt_board_t *board; /* several workers: each one's row; NULL: one process */
+    const mt_tls_t *tls;     /* the port speaks TLS; NULL: plain */
 } mt_report_t;
 
 /** Appends the JSON body of GET /status. */

@@ -46,12 +46,17 @@ static void lws_log_emit(int level, const char *line)
 
 /* The one lws protocol callback: WebSocket reasons to the WebSocket edge,
  * the rest to the HTTP edge. */
+static int install_tls(mt_runtime_t *rt, void *ssl_ctx);
+
 static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len)
 {
-    (void)user; /* WebSockets use the opaque pointer; HTTP its own slot */
+    /* user: WebSockets use the opaque pointer and HTTP its own slot; only
+     * the vhost's TLS set-up gets something here (its SSL_CTX). */
     mt_runtime_t *rt = lws_context_user(lws_get_context(wsi));
     switch (reason) {
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        return install_tls(rt, user);
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
     case LWS_CALLBACK_ADD_HEADERS:
     case LWS_CALLBACK_ESTABLISHED:
@@ -104,8 +109,53 @@ static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
 
 static void finish(mt_runtime_t *rt, const char *why);
 
+/* -- TLS: the certificate pair ------------------------------------------- */
+
+static void log_certificate(mt_runtime_t *rt, int level, const char *message, const char *error)
+{
+    mt_buf_t *b = mt_log_begin(&rt->log, level, "moontide.tls", message, strlen(message));
+    if (b) {
+        mt_json_kv_cstr(b, "subject", rt->tls.subject);
+        mt_json_kv_seconds(b, "not_after", rt->tls.not_after);
+        mt_json_kv_cstr(b, "cert", rt->tls.cert_path);
+        if (error)
+            mt_json_kv_cstr(b, "error", error);
+        mt_log_end(&rt->log);
+    }
+}
+
+/* lws's vhost set-up hands us its SSL_CTX: the pair goes in. */
+static int install_tls(mt_runtime_t *rt, void *ssl_ctx)
+{
+    if (!rt->cfg.tls_cert)
+        return 0;
+    char err[256];
+    if (mt_tls_install(&rt->tls, ssl_ctx, err, sizeof err) != 0) {
+        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.tls", "cannot use the certificate: %s",
+                   err);
+        return -1;
+    }
+    log_certificate(rt, MT_LOG_INFO, "tls certificate", NULL);
+    return 0;
+}
+
+/* The files changed and settled (checked every second), or a reload was
+ * asked for: a good new pair serves the next handshakes; a bad one is
+ * refused and the old one serves on. */
+static void reload_tls(mt_runtime_t *rt, int forced)
+{
+    if (!rt->tls.ssl_ctx || (!forced && !mt_tls_poll(&rt->tls)))
+        return;
+    if (mt_tls_reload(&rt->tls) == 1)
+        log_certificate(rt, MT_LOG_INFO, "tls certificate reloaded", NULL);
+    else
+        log_certificate(rt, MT_LOG_ERROR, "tls certificate refused: the old one serves on",
+                        rt->tls.last_error);
+}
+
 int mt_runtime_reload(mt_runtime_t *rt, const char *trigger, const char *changed, int n)
 {
+    reload_tls(rt, 1);
     mt_buf_t files = MT_BUF_INIT;
     int nfiles = mt_watch_scan(rt->cfg.scripts, &files, NULL);
     int rc = mt_script_reload(&rt->script, trigger, files.data, nfiles, changed, n);
@@ -204,6 +254,7 @@ static void on_control_msg(mt_runtime_t *rt, const mt_control_msg_t *m)
         break;
     }
     case MT_CTL_COMMIT: {
+        reload_tls(rt, 1);
         int rc = mt_script_commit(&rt->script);
         post_reload(rt);
         reply(rt, MT_CTL_DONE, m->id, rc == 0);
@@ -340,6 +391,7 @@ static void on_sweep(uv_timer_t *t)
 {
     mt_runtime_t *rt = t->data;
     mt_ws_sweep(&rt->ws);
+    reload_tls(rt, 0);
     mt_health_evaluate(&rt->health);
     mt_script_sample(&rt->script);
     if (rt->worker) {
@@ -492,6 +544,8 @@ static int wire(mt_runtime_t *rt)
     mt_channel_init(&rt->channel, &rt->groups, &rt->conns, redis, &rt->log, &rt->stats);
     mt_instruments_init(&rt->ins, &rt->loop, &rt->metrics, &rt->log, &rt->stats, &rt->proc,
                         &rt->conns, &rt->channel, &rt->script);
+    if (cfg->tls_cert)
+        mt_instruments_use_tls(&rt->ins, &rt->tls);
     mt_health_init(&rt->health, &rt->metrics, &rt->log, cfg, &rt->proc, &rt->conns, &rt->channel,
                    &rt->script);
 
@@ -508,7 +562,8 @@ static int wire(mt_runtime_t *rt)
                                .conns = &rt->conns,
                                .groups = &rt->groups,
                                .channel = &rt->channel,
-                               .script = &rt->script};
+                               .script = &rt->script,
+                               .tls = cfg->tls_cert ? &rt->tls : NULL};
     mt_admin_init(&rt->admin, cfg->admin_token);
     rt->rq = (mt_requests_t){&rt->log, &rt->rand, &rt->ins, &cfg->trusted_proxies};
     rt->http = (mt_http_t){.rq = &rt->rq,
@@ -635,6 +690,23 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
     info.timeout_secs = (unsigned)rt->cfg.handshake_timeout;
     info.retry_and_idle_policy = &no_validity;
     info.vhost_name = "default";
+    if (rt->cfg.tls_cert) {
+        /* Our pair goes into the vhost's SSL_CTX at its set-up (install_tls),
+         * read and checked by us, so reloads can swap it. The global SSL
+         * init must be asked for, or the port silently serves plaintext.
+         * HTTP/1.1 only: clients must not wander into h2. */
+        char err[256];
+        if (mt_tls_init(&rt->tls, rt->cfg.tls_cert, rt->cfg.tls_key, err, sizeof err) != 0) {
+            mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.tls", "%s", err);
+            return -1;
+        }
+        info.options |=
+            LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX;
+        if (strcmp(rt->cfg.tls_allow_plain, "true") == 0) /* lws peeks at the first byte */
+            info.options |= LWS_SERVER_OPTION_ALLOW_NON_SSL_ON_SSL_PORT |
+                            LWS_SERVER_OPTION_ALLOW_HTTP_ON_HTTPS_LISTENER;
+        info.alpn = "http/1.1";
+    }
     char err[256];
     if (mt_listen_open(&rt->listener, rt->cfg.host, rt->cfg.port, err, sizeof err) != 0) {
         mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.runtime", "%s", err);
@@ -704,6 +776,7 @@ void mt_runtime_free(mt_runtime_t *rt)
     mt_script_free(&rt->script);
     mt_health_free(&rt->health);
     mt_redis_free(&rt->redis);
+    mt_tls_free(&rt->tls);
     mt_admin_free(&rt->admin);
     mt_timers_free(&rt->timers);
     mt_conns_free(&rt->conns);

@@ -45,6 +45,7 @@
 #include "stats.h"
 #include "status.h"
 #include "timer.h"
+#include "tls.h"
 #include "watch.h"
 #include "ws.h"
 
@@ -80,6 +81,7 @@ typedef struct mt_runtime {
     mt_watch_t watch;
     mt_listen_t listener;
     mt_redis_t redis; /* started only with redis_url */
+    mt_tls_t tls;     /* used only with tls_cert */
     /* channel layer, script host */
     mt_channel_t channel;
     mt_script_t script;

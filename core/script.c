@@ -415,7 +415,7 @@ int mt_script_match(mt_script_t *s, const char *path, size_t len, const char *of
 }
 
 int mt_script_authorize(mt_script_t *s, const char *path, const char *query, const char *origin,
-                        const char *remote, int origin_listed, double *auth, char *user_id,
+                        const char *remote, int origin_listed, int tls, double *auth, char *user_id,
                         size_t ulen, int *status, char *reason, size_t rlen)
 {
     user_id[0] = '\0';
@@ -426,7 +426,8 @@ int mt_script_authorize(mt_script_t *s, const char *path, const char *query, con
     lua_pushstring(L, origin); /* NULL: nil */
     lua_pushstring(L, remote);
     lua_pushboolean(L, origin_listed);
-    if (call(s, 5, 3, 1) != 0) {
+    lua_pushboolean(L, tls);
+    if (call(s, 6, 3, 1) != 0) {
         report(s, "authorize", NULL);
         return -1;
     }

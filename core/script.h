@@ -128,13 +128,14 @@ int mt_script_match(mt_script_t *s, const char *path, size_t len, const char *of
 /**
  * Runs the route's authorize(request), if its handler has one, during the
  * upgrade (its headers are read through mt_ffi_upgrade_header meanwhile).
- * origin_listed: the Origin passed allowed_origins. Returns 0 (go on; *auth
+ * origin_listed: the Origin passed allowed_origins; tls: the upgrade came
+ * over TLS. Returns 0 (go on; *auth
  * names the identity for mt_script_open, 0 for none, and user_id[ulen]
  * its user_id, "" for none), 1 (refused: *status and reason[rlen] say
  * why) or -1 (it raised: logged, counted).
  */
 int mt_script_authorize(mt_script_t *s, const char *path, const char *query, const char *origin,
-                        const char *remote, int origin_listed, double *auth, char *user_id,
+                        const char *remote, int origin_listed, int tls, double *auth, char *user_id,
                         size_t ulen, int *status, char *reason, size_t rlen);
 /** Runs the route's on_open; sets c->binary_ok from the route; conn.user
  *  is the identity authorize gave (auth; 0: none). protocol

@@ -378,8 +378,8 @@ static int authorize(mt_ws_t *ws, struct lws *wsi, const char *path, const char 
     char *origin = mt_request_header(wsi, WSI_TOKEN_ORIGIN, 256);
     int status = 403;
     int rc = mt_script_authorize(ws->script, path, query, origin, remote,
-                                 ws->cfg->allowed_origins.n > 0, &up->auth, up->user_id,
-                                 sizeof up->user_id, &status, reason, sizeof reason);
+                                 ws->cfg->allowed_origins.n > 0, lws_is_ssl(wsi), &up->auth,
+                                 up->user_id, sizeof up->user_id, &status, reason, sizeof reason);
     free(origin);
     if (rc < 0)
         return refuse(ws, wsi, 500, "authorize_failed", pattern, MT_ERR_CONNECTION_FAILED, NULL);

@@ -17,17 +17,6 @@ local cjson = require "cjson"
 local messages = tonumber(arg[1]) or 20000
 local missed = tonumber(arg[2]) or 10000
 
-local function cpu(pid)
-    local f = assert(io.open("/proc/" .. pid .. "/stat"))
-    local stat = f:read("*a")
-    f:close()
-    local fields = {}
-    for x in stat:gsub("^.*%) ", ""):gmatch("%S+") do
-        fields[#fields + 1] = x
-    end
-    return (tonumber(fields[12]) + tonumber(fields[13])) / 100
-end
-
 local function now()
     local t = require("posix.time").clock_gettime(require("posix.time").CLOCK_MONOTONIC)
     return t.tv_sec + t.tv_nsec / 1e9
@@ -48,7 +37,7 @@ local function run(srv)
     local sender = assert(client.ws(srv:ws_url("/ws/chat/h/")))
     local rx = assert(client.ws(srv:ws_url("/ws/chat/h/")))
     local payload = '{"type":"message","text":"' .. string.rep("x", 64) .. '"}'
-    local c0, t0 = cpu(srv.pid), now()
+    local c0, t0 = srv:cpu_seconds(), now()
     local last
     for i = 1, messages do
         sender:send(payload)
@@ -58,7 +47,7 @@ local function run(srv)
             end
         end
     end
-    local elapsed, used = now() - t0, cpu(srv.pid) - c0
+    local elapsed, used = now() - t0, srv:cpu_seconds() - c0
     sender:close()
     rx:close()
     return messages / elapsed, used / messages * 1e6, cjson.decode(last)

@@ -13,17 +13,6 @@ local redis = require "support.redis"
 local members = tonumber(arg[1]) or 100
 local messages = tonumber(arg[2]) or 2000
 
-local function cpu(pid)
-    local f = assert(io.open("/proc/" .. pid .. "/stat"))
-    local stat = f:read("*a")
-    f:close()
-    local fields = {}
-    for x in stat:gsub("^.*%) ", ""):gmatch("%S+") do
-        fields[#fields + 1] = x
-    end
-    return (tonumber(fields[12]) + tonumber(fields[13])) / 100 -- utime + stime, ticks
-end
-
 local function now()
     local t = require("posix.time").clock_gettime(require("posix.time").CLOCK_MONOTONIC)
     return t.tv_sec + t.tv_nsec / 1e9
@@ -48,7 +37,7 @@ server.eventually(function()
     return true
 end, 10, "subscriptions")
 
-local cpu_a, cpu_b = cpu(a.pid), cpu(b.pid)
+local cpu_a, cpu_b = a:cpu_seconds(), b:cpu_seconds()
 local t0 = now()
 local payload = '{"type":"message","text":"' .. string.rep("x", 64) .. '"}'
 for _ = 1, messages do
@@ -60,7 +49,7 @@ for i = 1, members do
     end
 end
 local elapsed = now() - t0
-cpu_a, cpu_b = cpu(a.pid) - cpu_a, cpu(b.pid) - cpu_b
+cpu_a, cpu_b = a:cpu_seconds() - cpu_a, b:cpu_seconds() - cpu_b
 local deliveries = members * messages
 print(('{"bench":"redis_broadcast","members":%d,"messages":%d,"deliveries":%d,'
     .. '"seconds":%.3f,"deliveries_per_s":%.0f,"sender_cpu_us_per_msg":%.2f,'

@@ -1,7 +1,7 @@
 --- moontide.alerting: lua/policies/alerts.lua evaluated in-process.
 --
 --   local alerting = require "moontide.alerting"
---   local a = alerting.new(read)        -- read(metric, labels, what, le)
+--   local a = alerting.new(read, bounds, wall)  -- read(metric, labels, what, le); wall()
 --   a:evaluate(policy, now) -> transitions { {alert, from, to, value}, ... }
 --   a:list()                -> pending and firing alerts, for GET /alerts
 --
@@ -26,8 +26,9 @@ Alerting.__index = Alerting
 
 --- read(metric, labels, what, le) returns a number, or nil when the metric
 -- does not exist; bounds(metric) the histogram's finite bounds.
-function _M.new(read, bounds)
-    return setmetatable({ read = read, bounds = bounds, state = {} }, Alerting)
+function _M.new(read, bounds, wall)
+    return setmetatable({ read = read, bounds = bounds, wall = wall or os.time, state = {} },
+        Alerting)
 end
 
 local COMPARE = {
@@ -100,6 +101,8 @@ local function measure(self, rule, st, now)
     end
     if rule.fn == "value" then
         return v
+    elseif rule.fn == "until" then -- a timestamp: the seconds left until it
+        return v - self.wall()
     end
     local delta, span = change(st, "v", now, v, rule.window)
     if not delta or span <= 0 then

@@ -70,9 +70,9 @@ function _M.check(rule)
     need(type(rule.threshold) == "number", "threshold must be a number")
     need(type(rule.summary) == "string" and type(rule.description) == "string",
         "summary and description are required")
-    need(rule.fn == "value" or rule.fn == "rate" or rule.fn == "increase" or rule.fn == "quantile",
-        "fn must be value, rate, increase or quantile")
-    if rule.fn ~= "value" then
+    need(rule.fn == "value" or rule.fn == "rate" or rule.fn == "increase" or rule.fn == "quantile"
+        or rule.fn == "until", "fn must be value, rate, increase, quantile or until")
+    if rule.fn ~= "value" and rule.fn ~= "until" then
         need(type(rule.window) == "number" and rule.window >= 1, "window must be seconds >= 1")
     end
     if rule.fn == "quantile" then
@@ -86,6 +86,8 @@ function _M.promql(rule)
     local cmp = (" %s %s"):format(rule.op, number(rule.threshold))
     if rule.fn == "value" then
         return selector(rule) .. cmp
+    elseif rule.fn == "until" then
+        return ("(%s - time())%s"):format(selector(rule), cmp)
     elseif rule.fn == "quantile" then
         return ("histogram_quantile(%s, sum by (%s, le) (rate(%s[%s])))%s"):format(
             number(rule.q), BY, selector(rule, "_bucket"), _M.duration(rule.window), cmp)

@@ -53,7 +53,7 @@ function _M.tick(now)
     end
     last_eval = now
     if not evaluator then
-        evaluator = alerting.new(moontide._metric_read, moontide._metric_bounds)
+        evaluator = alerting.new(moontide._metric_read, moontide._metric_bounds, moontide.now)
         gauge = moontide.metrics.gauge("moontide_alert_active",
             "1 while an in-process alert fires", { "alertname", "severity" })
     end

@@ -422,14 +422,14 @@ local next_auth = 0
 --- Runs the route's authorize (see the module comment). Returns true, the
 -- identity's id for open (0: none) and its user_id; or false, the HTTP
 -- status and a reason.
-function _M.authorize(path, query, origin, remote, origin_listed)
+function _M.authorize(path, query, origin, remote, origin_listed, tls)
     local r = find(path)
     local f = r and r.handler.authorize
     if not f then
         return true, 0, nil
     end
     local request = setmetatable({ path = path, query = query, origin = origin,
-        remote_addr = remote, headers = headers_proxy(), options = r.options, tls = false,
+        remote_addr = remote, headers = headers_proxy(), options = r.options, tls = tls == true,
         _route = r }, AuthRequest)
     local identity, status, reason = f(request)
     if not identity then

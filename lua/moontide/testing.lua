@@ -946,7 +946,7 @@ function Runtime:connect(path, info)
         self.upgrade_headers[k:lower()] = v
     end
     local ok_auth, allowed, auth, user_id = xpcall(host.authorize, traceback, path,
-        info.query or "", info.origin, info.remote_addr or "127.0.0.1", false)
+        info.query or "", info.origin, info.remote_addr or "127.0.0.1", false, info.tls == true)
     self.upgrade_headers = nil
     if not ok_auth then -- as the core: logged and counted, then a 500
         self.errors[#self.errors + 1] = { event = "authorize", error = allowed }

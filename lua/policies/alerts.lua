@@ -15,6 +15,7 @@
 --   fn = "rate"     per-second increase over window seconds, summed
 --   fn = "increase" increase over window seconds, summed
 --   fn = "quantile" the q-quantile of a histogram over window seconds
+--   fn = "until"    a timestamp's value minus now: the seconds left until it
 -- prometheus_only = true: meaningless in-process (e.g. instance down).
 -- {{ $value }} in texts is the measured value.
 return {
@@ -71,6 +72,14 @@ return {
             fn = "increase", window = 600, op = ">", threshold = 0,
             summary = "Script reload failed",
             description = "A script reload failed in the last 10 minutes; the old scripts still run",
+        },
+        {
+            alert = "TlsCertificateExpiresSoon", severity = "warning", ["for"] = 0,
+            metric = "moontide_tls_certificate_expiry_timestamp_seconds", fn = "until",
+            op = "<", threshold = 14 * 86400,
+            summary = "TLS certificate expires within 14 days",
+            description = "The certificate in use expires in {{ $value }} seconds; renewed files"
+                .. " are picked up by themselves",
         },
     },
 }

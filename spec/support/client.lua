@@ -18,10 +18,23 @@ local _M = {}
 
 _M.TIMEOUT = 5
 
+--- A TLS client context that trusts only the CA in ca_pem (a PEM string),
+-- verifying the server's certificate: for https:// and wss:// URLs.
+function _M.tls_context(ca_pem)
+    local ctx = require("http.tls").new_client_context()
+    local store = require("openssl.x509.store").new()
+    store:add(require("openssl.x509").new(ca_pem, "PEM"))
+    ctx:setStore(store)
+    ctx:setVerify(require("openssl.ssl.context").VERIFY_PEER)
+    return ctx
+end
+
 --- Makes one HTTP request. Returns { status, headers, body, json }.
+-- opts: method, headers, body, timeout, ctx (a TLS context: tls_context).
 function _M.http(url, opts)
     opts = opts or {}
     local req = request.new_from_uri(url)
+    req.ctx = opts.ctx or req.ctx
     req.headers:upsert(":method", opts.method or "GET")
     for k, v in pairs(opts.headers or {}) do
         req.headers:upsert(k, v)
@@ -74,10 +87,12 @@ local WS = {}
 WS.__index = WS
 
 --- Opens a WebSocket, offering protocols (a list of subprotocols) if
--- given. Returns the client (ws.ws.protocol: the one the server chose),
--- or nil and the error (e.g. "status code not 101").
-function _M.ws(url, headers, protocols)
+-- given; ctx: a TLS context for wss:// (tls_context). Returns the client
+-- (ws.ws.protocol: the one the server chose), or nil and the error (e.g.
+-- "status code not 101").
+function _M.ws(url, headers, protocols, ctx)
     local ws = websocket.new_from_uri(url, protocols)
+    ws.request.ctx = ctx or ws.request.ctx
     for k, v in pairs(headers or {}) do
         ws.request.headers:upsert(k, v)
     end

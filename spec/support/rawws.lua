@@ -25,10 +25,14 @@ Client.__index = Client
 local KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 --- Opens a WebSocket to path on the loopback port; extra: more request
--- header lines ("Name: value\r\n"). Returns the client, or nil and the
--- response head when the server did not answer 101.
-function _M.connect(port, path, extra)
+-- header lines ("Name: value\r\n"); ctx: a TLS client context (wss).
+-- Returns the client, or nil and the response head when the server did
+-- not answer 101.
+function _M.connect(port, path, extra, ctx)
     local s = assert(socket.connect("127.0.0.1", port))
+    if ctx then
+        assert(s:starttls(ctx))
+    end
     s:setmode("b", "b")
     s:settimeout(5)
     assert(s:xwrite(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"

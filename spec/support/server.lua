@@ -339,4 +339,16 @@ function Server:rss_kb()
     return tonumber(text:match("VmRSS:%s*(%d+)"))
 end
 
+--- CPU seconds (user + system) the process has used.
+function Server:cpu_seconds()
+    local f = assert(io.open("/proc/" .. self.pid .. "/stat"))
+    local stat = f:read("*a")
+    f:close()
+    local fields = {}
+    for x in stat:gsub("^.*%) ", ""):gmatch("%S+") do
+        fields[#fields + 1] = x
+    end
+    return (tonumber(fields[12]) + tonumber(fields[13])) / 100
+end
+
 return _M

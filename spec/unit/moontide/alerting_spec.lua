@@ -24,6 +24,8 @@ describe("moontide.alertrules", function()
         assert.equal("sum by (job, instance, color) (increase(r_total[10m])) > 0",
             alertrules.promql(rule({ metric = "r_total", fn = "increase", window = 600,
                 threshold = 0 })))
+        assert.equal("(x_timestamp_seconds - time()) < 1209600", alertrules.promql(rule({
+            metric = "x_timestamp_seconds", fn = "until", op = "<", threshold = 1209600 })))
     end)
 
     it("rejects malformed rules with the rule's name", function()
@@ -90,6 +92,19 @@ describe("moontide.alerting", function()
         values.m = 2 -- reset: counts as +2
         a:evaluate(policy, 20)
         assert.equal(0.6, a:list()[1].value)
+    end)
+
+    it("measures a timestamp's distance from the wall clock (until)", function()
+        local wall = 1000
+        local a = alerting.new(read, bounds, function() return wall end)
+        local policy = { rules = { rule({ metric = "exp", fn = "until", op = "<",
+            threshold = 100 }) } }
+        values.exp = 1050
+        local t = a:evaluate(policy, 0)
+        assert.same({ "firing", 50 }, { t[1].to, t[1].value })
+        values.exp = 5000 -- renewed
+        t = a:evaluate(policy, 10)
+        assert.equal("inactive", t[1].to)
     end)
 
     it("takes quantiles as histogram_quantile does", function()
