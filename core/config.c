@@ -92,6 +92,8 @@ static const cfg_desc_t descs[] = {
     {"redis_cluster", CFG_STRS, F(redis_cluster), 0, 0,
      "a list of Redis Cluster nodes as host:port (comma-separated in the environment)"},
     {"admin_token", CFG_OPTSTR, F(admin_token), 0, 0, "a secret string (empty: none)"},
+    {"static_dir", CFG_OPTSTR, F(static_dir), 0, 0, "a directory of files to serve (empty: none)"},
+    {"static_max_bytes", CFG_BYTES, F(static_max_bytes), 1, 1 << 30, "a size from 1 to 1G"},
     {"tls_cert", CFG_OPTSTR, F(tls_cert), 0, 0, "a PEM certificate file (and its chain)"},
     {"tls_key", CFG_OPTSTR, F(tls_key), 0, 0, "the PEM private key file of tls_cert"},
     {"tls_allow_plain", CFG_CHOICE, F(tls_allow_plain), 0, 0, "true or false"},
@@ -160,6 +162,8 @@ void mt_config_init(mt_config_t *cfg)
     cfg->rate_limit_action = mt_xstrdup("reply");
     cfg->lua_jit = mt_xstrdup("on");
     cfg->tls_allow_plain = mt_xstrdup("false");
+    cfg->static_dir = mt_xstrdup("public");
+    cfg->static_max_bytes = 16 << 20;
     cfg->lua_memory_limit = 256 << 20;
     cfg->metrics_max_series_per_family = 2000;
 }
@@ -177,6 +181,7 @@ void mt_config_free(mt_config_t *cfg)
     strlist_free(&cfg->redis_sentinels);
     strlist_free(&cfg->redis_cluster);
     free(cfg->send_queue_policy);
+    free(cfg->static_dir);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->tls_allow_plain);

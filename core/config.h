@@ -48,6 +48,8 @@ typedef struct mt_config {
     mt_strlist_t redis_cluster;   /* "host:port" of some Redis Cluster nodes; empty: none */
     char *redis_prefix; /* namespace of channels and keys in a shared Redis */
     char *admin_token; /* bearer token for admin endpoints from non-loopback; NULL: none */
+    char *static_dir;  /* files served over HTTP (index.html at /); NULL: none */
+    int64_t static_max_bytes; /* larger files are refused */
     char *tls_cert, *tls_key; /* PEM files: the port speaks TLS; NULL: plain */
     char *tls_allow_plain;    /* "true": plain HTTP too on the TLS port */
     mt_cidr_set_t trusted_proxies;

@@ -75,6 +75,20 @@ static void admin_reload(mt_http_t *h, const mt_http_request_t *req, mt_http_res
     reload_body(h->script, rc == 0, NULL, &resp->body);
 }
 
+/* A file under static_dir, counted under one endpoint label. */
+static void serve_file(mt_http_t *h, const mt_http_request_t *req, mt_http_response_t *resp)
+{
+    snprintf(resp->endpoint, sizeof resp->endpoint, "static");
+    mt_static_serve(h->files, req->path, req->if_none_match, req->if_modified_since, &resp->file,
+                    &resp->body);
+    resp->is_file = 1;
+    resp->status = resp->file.status;
+    if (resp->file.error)
+        error(resp, resp->file.status, resp->file.error);
+    else if (resp->file.status == 200)
+        resp->content_type = resp->file.content_type;
+}
+
 enum { EP_HEALTHZ, EP_READYZ, EP_STATUS, EP_METRICS, EP_ALERTS, EP__COUNT };
 static const char *const endpoints[EP__COUNT] = {"/healthz", "/readyz", "/status", "/metrics",
                                                  "/alerts"};
@@ -98,6 +112,9 @@ void mt_http_route(mt_http_t *h, const mt_http_request_t *req, mt_http_response_
                             NULL, 0)) {
             snprintf(resp->endpoint, sizeof resp->endpoint, "%s", pattern);
             error(resp, 426, "upgrade_required");
+        } else if (h->files && mt_static_on(h->files) &&
+                   (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)) {
+            serve_file(h, req, resp);
         } else {
             snprintf(resp->endpoint, sizeof resp->endpoint, "other");
             error(resp, 404, "not_found");
@@ -229,8 +246,19 @@ static int finish(mt_http_t *h, struct lws *wsi, mt_http_txn_t **slot)
 static int respond(mt_http_t *h, struct lws *wsi, mt_http_txn_t **slot)
 {
     mt_http_txn_t *txn = *slot;
+    mt_header_t extra[4];
+    int n = 0;
+    const mt_static_answer_t *f = &txn->resp.file;
+    if (txn->resp.is_file && (f->status == 200 || f->status == 304)) {
+        extra[n++] = (mt_header_t){"etag:", f->etag};
+        extra[n++] = (mt_header_t){"last-modified:", f->last_modified};
+        extra[n++] = (mt_header_t){"cache-control:", "no-cache"}; /* revalidate: a 304 */
+    } else if (txn->resp.is_file && f->status == 301) {
+        extra[n++] = (mt_header_t){"location:", f->location};
+    }
     if (mt_request_write_headers(wsi, txn->resp.status, txn->resp.content_type, txn->resp.body.len,
-                                 txn->request_id, txn->resp.allow, txn->close_after) != 0) {
+                                 txn->request_id, txn->resp.allow, txn->close_after, extra,
+                                 n) != 0) {
         txn_free(txn);
         *slot = NULL;
         return -1;
@@ -250,13 +278,19 @@ static int on_request(mt_http_t *h, struct lws *wsi, mt_http_txn_t **slot, const
     txn->method = m ? m->name : "OTHER";
     txn->head = m && strcmp(m->name, "HEAD") == 0;
     mt_request_id(h->rq, wsi, txn->request_id);
-    mt_http_request_t req = {txn->method, path, NULL, 0};
+    mt_http_request_t req = {.method = txn->method, .path = path};
     char *accept = mt_request_header(wsi, WSI_TOKEN_HTTP_ACCEPT, 1024);
+    char *inm = mt_request_header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, 512);
+    char *ims = mt_request_header(wsi, WSI_TOKEN_HTTP_IF_MODIFIED_SINCE, 64);
     req.accept = accept;
+    req.if_none_match = inm;
+    req.if_modified_since = ims;
     if (strcmp(path, "/admin/reload") == 0 && strcmp(txn->method, "POST") == 0)
         req.admin = admin_check(h, wsi, txn->request_id, path);
     mt_http_route(h, &req, &txn->resp);
     free(accept);
+    free(inm);
+    free(ims);
     if (txn->resp.status == 0) { /* answered later: mt_http_reload_done */
         if (h->nwaiting == h->capwaiting) {
             h->capwaiting = h->capwaiting ? h->capwaiting * 2 : 4;

@@ -28,6 +28,7 @@
 #include "report.h"
 #include "request.h"
 #include "script.h"
+#include "static.h"
 
 #include <libwebsockets.h>
 
@@ -38,6 +39,7 @@ typedef struct mt_http {
     mt_instruments_t *ins;
     const mt_report_t *report;
     mt_script_t *script; /* WebSocket routes (426) and /alerts */
+    const mt_static_t *files; /* static_dir, served for other GET and HEAD paths */
     /* Reloads the scripts (POST /admin/reload): 0 or -1 when done (the
      * outcome is read back from script), or 1 when the answer comes later
      * through mt_http_reload_done with the same ticket (a server of
@@ -58,6 +60,7 @@ typedef struct mt_http_request {
     const char *method; /* "GET", ... or "OTHER" */
     const char *path;
     const char *accept; /* the Accept header, or NULL */
+    const char *if_none_match, *if_modified_since; /* or NULL */
     int admin;          /* it may use admin endpoints (admin.h) */
 } mt_http_request_t;
 
@@ -69,6 +72,8 @@ typedef struct mt_http_response {
     const char *content_type;
     const char *allow; /* Allow header for 405, or NULL */
     char endpoint[64]; /* the endpoint label: a route, or "other" */
+    mt_static_answer_t file; /* headers of a static file's answer (etag, ...) */
+    int is_file;
 } mt_http_response_t;
 
 /** Decides the response to req: status, body, headers. Runs Lua for

@@ -169,19 +169,30 @@ static int complete_status_line(unsigned char *start, unsigned char **p, unsigne
     return 0;
 }
 
-int mt_request_write_headers(struct lws *wsi, int status, const char *content_type, size_t body_len,
-                             const char *request_id, const char *allow, int close_after)
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
 {
-    unsigned char buf[LWS_PRE + 1024];
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+int mt_request_write_headers(struct lws *wsi, int status, const char *content_type, size_t body_len,
+                             const char *request_id, const char *allow, int close_after,
+                             const mt_header_t *extra, int n)
+{
+    unsigned char buf[LWS_PRE + 2048];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
     if (lws_add_http_common_headers(wsi, (unsigned)status, content_type, body_len, &p, end) ||
         complete_status_line(start, &p, end, status) != 0)
         return -1;
-    if (lws_add_http_header_by_name(
-            wsi, (const unsigned char *)"x-request-id:", (const unsigned char *)request_id,
-            (int)strlen(request_id), &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p, end))
+    int cache_given = 0;
+    for (int i = 0; i < n; i++) {
+        cache_given |= strcmp(extra[i].name, "cache-control:") == 0;
+        if (add_header(wsi, extra[i].name, extra[i].value, &p, end))
+            return -1;
+    }
+    if (add_header(wsi, "x-request-id:", request_id, &p, end) ||
+        (!cache_given && add_header(wsi, "cache-control:", "no-store", &p, end)))
         return -1;
     if (allow && lws_add_http_header_by_name(
                      wsi, (const unsigned char *)"allow:", (const unsigned char *)allow,

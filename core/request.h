@@ -55,9 +55,16 @@ void mt_request_client_addr(const mt_requests_t *rq, struct lws *wsi, char out[M
 const char *mt_request_reason_phrase(int status);
 /** Appends {"status":"error","error":...,"code":...}. */
 void mt_request_error_body(mt_buf_t *b, const char *error, int status);
-/** Writes status line and headers; 0, or -1 if lws refused them. */
+/* A header line to add: name with its colon ("etag:"), value. */
+typedef struct mt_header {
+    const char *name, *value;
+} mt_header_t;
+
+/** Writes status line and headers (extra[n] added; "cache-control:" among
+ *  them replaces the default no-store); 0, or -1 if lws refused them. */
 int mt_request_write_headers(struct lws *wsi, int status, const char *content_type, size_t body_len,
-                             const char *request_id, const char *allow, int close_after);
+                             const char *request_id, const char *allow, int close_after,
+                             const mt_header_t *extra, int n);
 /** Counts and logs one response (t0: monotonic time the request came). */
 void mt_request_log(const mt_requests_t *rq, struct lws *wsi, const char *method, const char *path,
                     const char *endpoint, int status, double t0, const char *request_id);

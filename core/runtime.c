@@ -566,12 +566,19 @@ static int wire(mt_runtime_t *rt)
                                .tls = cfg->tls_cert ? &rt->tls : NULL};
     mt_admin_init(&rt->admin, cfg->admin_token);
     rt->rq = (mt_requests_t){&rt->log, &rt->rand, &rt->ins, &cfg->trusted_proxies};
+    char err[256];
+    if (mt_static_init(&rt->files, cfg->static_dir, (size_t)cfg->static_max_bytes, err,
+                       sizeof err) != 0) {
+        mt_log_msg(&rt->log, MT_LOG_CRITICAL, "moontide.http", "%s", err);
+        return -1;
+    }
     rt->http = (mt_http_t){.rq = &rt->rq,
                            .admin = &rt->admin,
                            .health = &rt->health,
                            .ins = &rt->ins,
                            .report = &rt->report,
                            .script = &rt->script,
+                           .files = &rt->files,
                            .reload = on_admin_reload,
                            .ud = rt};
     mt_ws_t *ws = &rt->ws;
@@ -735,6 +742,8 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
         mt_json_kv_cstr(b, "scripts", rt->cfg.scripts);
         mt_json_kv_cstr(b, "config", rt->cfg.config_path);
         mt_json_kv_cstr(b, "channel_layer", rt->channel.kind);
+        if (rt->files.root)
+            mt_json_kv_cstr(b, "static_dir", rt->files.root);
         mt_json_kv_int(b, "max_connections", rt->cfg.max_connections);
         mt_json_kv_seconds(b, "startup_seconds", rt->proc.startup_seconds);
         mt_log_end(&rt->log);
@@ -777,6 +786,7 @@ void mt_runtime_free(mt_runtime_t *rt)
     mt_health_free(&rt->health);
     mt_redis_free(&rt->redis);
     mt_tls_free(&rt->tls);
+    mt_static_free(&rt->files);
     mt_admin_free(&rt->admin);
     mt_timers_free(&rt->timers);
     mt_conns_free(&rt->conns);

@@ -43,6 +43,7 @@
 #include "request.h"
 #include "script.h"
 #include "stats.h"
+#include "static.h"
 #include "status.h"
 #include "timer.h"
 #include "tls.h"
@@ -82,6 +83,7 @@ typedef struct mt_runtime {
     mt_listen_t listener;
     mt_redis_t redis; /* started only with redis_url */
     mt_tls_t tls;     /* used only with tls_cert */
+    mt_static_t files; /* static_dir; off when unset or absent */
     /* channel layer, script host */
     mt_channel_t channel;
     mt_script_t script;

@@ -15,7 +15,7 @@ static mt_http_response_t *route(const char *method, const char *path, const cha
     static mt_http_response_t resp;
     mt_buf_free(&resp.body);
     memset(&resp, 0, sizeof resp);
-    mt_http_request_t req = {method, path, accept, admin};
+    mt_http_request_t req = {.method = method, .path = path, .accept = accept, .admin = admin};
     mt_http_route(&rt.http, &req, &resp);
     mt_buf_addc(&resp.body, '\0');
     return &resp;
