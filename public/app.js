@@ -26,7 +26,7 @@ function join(room) {
   if (chat) chat.close();
   $("messages").replaceChildren();
   $("members").replaceChildren();
-  chat = new ChatClient({ url: `${scheme}//${location.host}`, room });
+  chat = new ChatClient({ url: `${scheme}//${location.host}`, room, presenceMs: 10000 });
   chat.on("state", (s) => {
     $("state").textContent = s === "open" ? `in #${room}` : s;
     $("state").className = `state ${s}`;

@@ -21,8 +21,10 @@
 //   next interval and the connection is dropped and made again.
 // - Messages sent while disconnected wait (up to options.outboxMax, default 100)
 //   and go out on reconnect.
-// - The member list: asked for on every (re)connect and after each join/leave
-//   event the server sends (route option presence_events).
+// - The member list: asked for on every (re)connect, after each join/leave event
+//   the server sends (route option presence_events), when a message comes from
+//   someone not on it (at most once a second), and every options.presenceMs if
+//   set (default 0: never; a page left open in a quiet room may want it).
 // Node 18-20 have no global WebSocket: pass one (options.WebSocket, e.g. the ws
 // package's). options.token is sent as ?token= for the authenticated mode.
 
@@ -84,6 +86,11 @@ export class ChatClient {
       this.raw({ type: "presence" });
       for (const text of this.outbox.splice(0)) this.raw({ type: "message", text });
       this.beat();
+      clearInterval(this.timers.presence);
+      if (this.options.presenceMs > 0) {
+        this.timers.presence = setInterval(() => this.raw({ type: "presence" }),
+          this.options.presenceMs);
+      }
     };
     ws.onmessage = (ev) => {
       if (ws === this.socket) this.receive(typeof ev.data === "string" ? ev.data : String(ev.data));
@@ -138,6 +145,17 @@ export class ChatClient {
       this.offset = m.offset;
     }
     this.emit("message", m);
+    this.check_member(m);
+  }
+
+  // A sender not on the member list: the list is out of date.
+  check_member(m) {
+    const id = m.user_id !== undefined ? "user_id" : "connection_id";
+    if (m[id] === undefined || this.members.some((x) => x[id] === m[id])) return;
+    const now = Date.now();
+    if (now - (this.asked_at || 0) < 1000) return;
+    this.asked_at = now;
+    this.raw({ type: "presence" });
   }
 
   raw(obj) {
@@ -163,6 +181,7 @@ export class ChatClient {
   // The connection ended: try again, unless we closed it.
   dropped(code, reason) {
     clearInterval(this.timers.beat);
+    clearInterval(this.timers.presence);
     this.socket = null;
     if (this.closing) return this.setState("closed");
     this.setState("reconnecting");
@@ -189,6 +208,7 @@ export class ChatClient {
     this.closing = true;
     clearTimeout(this.timers.retry);
     clearInterval(this.timers.beat);
+    clearInterval(this.timers.presence);
     if (this.socket) this.socket.close(1000, "bye");
     else this.setState("closed");
   }
