@@ -380,6 +380,8 @@ function AuthRequest.__index(t, k)
     local v
     if k == "params" then
         v = rawget(t, "_route").params_of(rawget(t, "path"))
+    elseif k == "headers" then -- made on first use: most authorize read none
+        v = headers_proxy()
     elseif k == "args" then
         v = {}
         for key, value in pairs(parse_pairs(rawget(t, "query"), "&")) do
@@ -429,7 +431,7 @@ function _M.authorize(path, query, origin, remote, origin_listed, tls)
         return true, 0, nil
     end
     local request = setmetatable({ path = path, query = query, origin = origin,
-        remote_addr = remote, headers = headers_proxy(), options = r.options, tls = tls == true,
+        remote_addr = remote, options = r.options, tls = tls == true,
         _route = r }, AuthRequest)
     local identity, status, reason = f(request)
     if not identity then
