@@ -27,7 +27,7 @@ static mt_conn_t *open_conn(void)
     mt_rand_uuid(&rt.rand, &c->connection_id);
     mt_rand_uuid(&rt.rand, &c->session_uuid);
     c->binary_ok = 1;
-    if (mt_script_open(&rt.script, c, "/ws/chat/fuzz/", "", NULL, NULL) != 0)
+    if (mt_script_open(&rt.script, c, "/ws/chat/fuzz/", "", NULL, NULL, 0) != 0)
         abort();
     return c;
 }
