@@ -75,12 +75,14 @@ static void admin_reload(mt_http_t *h, const mt_http_request_t *req, mt_http_res
     reload_body(h->script, rc == 0, NULL, &resp->body);
 }
 
-/* A file under static_dir, counted under one endpoint label. */
+/* A file under static_dir, counted under one endpoint label ("other" for
+ * a path that is none, as without static files). */
 static void serve_file(mt_http_t *h, const mt_http_request_t *req, mt_http_response_t *resp)
 {
-    snprintf(resp->endpoint, sizeof resp->endpoint, "static");
     mt_static_serve(h->files, req->path, req->if_none_match, req->if_modified_since, &resp->file,
                     &resp->body);
+    snprintf(resp->endpoint, sizeof resp->endpoint, "%s",
+             resp->file.status == 404 ? "other" : "static");
     resp->is_file = 1;
     resp->status = resp->file.status;
     if (resp->file.error)

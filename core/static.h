@@ -11,7 +11,8 @@
  * Files over max_bytes are refused (403). Answers carry the content type
  * by extension, an ETag (size and mtime) and Last-Modified, and
  * "Cache-Control: no-cache" (browsers revalidate: a 304 costs a stat);
- * If-None-Match and If-Modified-Since get 304.
+ * If-None-Match and If-Modified-Since get 304. (http.c counts the answers
+ * under endpoint "static", a 404 under "other".)
  *
  * Owns: the root's paths. No loop; reads files on the request (they are
  * small, and the answer is built whole in the response buffer).
