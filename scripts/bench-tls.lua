@@ -33,27 +33,35 @@ local function per_connection(srv, ctx)
     return (after - before) * 1024 / connections
 end
 
-local ca = tls.ca()
-local pair = ca:issue("bench")
-local srv = server.start({ config = { tls_cert = pair.cert, tls_key = pair.key, workers = 1,
-    max_connections = connections + 100, log_level = "INFO" } })
-local c0 = srv:cpu_seconds()
-local f = assert(io.popen(("openssl s_time -connect 127.0.0.1:%d -new -time %d -CAfile %s 2>&1")
-    :format(srv.port, seconds, ca.path)))
-local out = f:read("*a")
-f:close()
-local used = srv:cpu_seconds() - c0
-local n, secs = out:match("(%d+) connections in ([%d.]+) real seconds")
-n, secs = tonumber(n), tonumber(secs)
-assert(n and n > 0, out)
-local ctx = client.tls_context(ca.pem)
-local tls_bytes = per_connection(srv, ctx)
-srv:stop()
-local plain = server.start({ config = { workers = 1, max_connections = connections + 100,
-    log_level = "INFO" } })
-local plain_bytes = per_connection(plain)
-plain:stop()
-ca:remove()
-print(('{"handshakes_per_s":%.0f,"cpu_us_per_handshake":%.0f,"connections":%d,'
-    .. '"bytes_per_tls_connection":%.0f,"bytes_per_plain_connection":%.0f}')
-    :format(n / secs, used * 1e6 / n, connections, tls_bytes, plain_bytes))
+-- Servers this run started are stopped by PID whatever happens.
+local ok, err = xpcall(function()
+    local ca = tls.ca()
+    local pair = ca:issue("bench")
+    local srv = server.start({ config = { tls_cert = pair.cert, tls_key = pair.key, workers = 1,
+        max_connections = connections + 100, log_level = "INFO" } })
+    local c0 = srv:cpu_seconds()
+    local f = assert(io.popen(("openssl s_time -connect 127.0.0.1:%d -new -time %d -CAfile %s 2>&1")
+        :format(srv.port, seconds, ca.path)))
+    local out = f:read("*a")
+    f:close()
+    local used = srv:cpu_seconds() - c0
+    local n, secs = out:match("(%d+) connections in ([%d.]+) real seconds")
+    n, secs = tonumber(n), tonumber(secs)
+    assert(n and n > 0, out)
+    local ctx = client.tls_context(ca.pem)
+    local tls_bytes = per_connection(srv, ctx)
+    srv:stop()
+    local plain = server.start({ config = { workers = 1, max_connections = connections + 100,
+        log_level = "INFO" } })
+    local plain_bytes = per_connection(plain)
+    plain:stop()
+    ca:remove()
+    print(('{"handshakes_per_s":%.0f,"cpu_us_per_handshake":%.0f,"connections":%d,'
+        .. '"bytes_per_tls_connection":%.0f,"bytes_per_plain_connection":%.0f}')
+        :format(n / secs, used * 1e6 / n, connections, tls_bytes, plain_bytes))
+end, debug.traceback)
+server.cleanup()
+if not ok then
+    io.stderr:write(err, "\n")
+    os.exit(1)
+end
