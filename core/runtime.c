@@ -155,11 +155,14 @@ static void reload_tls(mt_runtime_t *rt, int forced)
 
 int mt_runtime_reload(mt_runtime_t *rt, const char *trigger, const char *changed, int n)
 {
+    mt_notify_send(&rt->notify, "RELOADING=1");
     reload_tls(rt, 1);
     mt_buf_t files = MT_BUF_INIT;
     int nfiles = mt_watch_scan(rt->cfg.scripts, &files, NULL);
     int rc = mt_script_reload(&rt->script, trigger, files.data, nfiles, changed, n);
     mt_buf_free(&files);
+    mt_notify_send(&rt->notify, rc == 0 ? "READY=1\nSTATUS=serving; scripts reloaded"
+                                        : "READY=1\nSTATUS=serving; a script reload failed");
     return rc;
 }
 
@@ -404,6 +407,7 @@ static void on_sweep(uv_timer_t *t)
 
 static void start_drain(mt_runtime_t *rt, const char *signame)
 {
+    mt_notify_send(&rt->notify, "STOPPING=1\nSTATUS=draining");
     rt->proc.draining = 1;
     rt->proc.drain_started = mt_mono();
     mt_health_evaluate(&rt->health);
@@ -482,6 +486,7 @@ static void finish(mt_runtime_t *rt, const char *why)
     mt_instruments_close(&rt->ins);
     mt_watch_stop(&rt->watch);
     mt_redis_stop(&rt->redis);
+    mt_notify_stop(&rt->notify);
     if (rt->worker) {
         mt_board_worker_t *row = mt_board_worker(rt->worker->board, rt->worker->index - 1);
         atomic_store(&row->up, 0);
@@ -611,6 +616,7 @@ int mt_runtime_assemble(mt_runtime_t *rt, mt_config_t *cfg, int log_fd)
 {
     current = rt;
     rt->listener.fd = -1;
+    rt->notify.fd = -1; /* no systemd until mt_notify_start */
     rt->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     struct rlimit rl;
@@ -747,6 +753,10 @@ int mt_runtime_init(mt_runtime_t *rt, mt_config_t *cfg)
         mt_json_kv_int(b, "max_connections", rt->cfg.max_connections);
         mt_json_kv_seconds(b, "startup_seconds", rt->proc.startup_seconds);
         mt_log_end(&rt->log);
+    }
+    if (!rt->worker) { /* a worker's supervisor speaks to systemd */
+        mt_notify_start(&rt->notify, &rt->loop);
+        mt_notify_send(&rt->notify, "READY=1\nSTATUS=serving");
     }
     return 0;
 }

@@ -35,6 +35,7 @@
 #include "listen.h"
 #include "log.h"
 #include "mesh.h"
+#include "notify.h"
 #include "metrics.h"
 #include "process.h"
 #include "rand.h"
@@ -84,6 +85,7 @@ typedef struct mt_runtime {
     mt_redis_t redis; /* started only with redis_url */
     mt_tls_t tls;     /* used only with tls_cert */
     mt_static_t files; /* static_dir; off when unset or absent */
+    mt_notify_t notify; /* systemd's NOTIFY_SOCKET (one process; fd -1: none) */
     /* channel layer, script host */
     mt_channel_t channel;
     mt_script_t script;

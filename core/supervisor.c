@@ -8,6 +8,7 @@
 #include "log.h"
 #include "mesh.h"
 #include "metrics.h"
+#include "notify.h"
 #include "runtime.h"
 #include "watch.h"
 
@@ -53,6 +54,7 @@ typedef struct sv {
     mt_config_t cfg;
     mt_log_t log;
     uv_loop_t loop;
+    mt_notify_t notify; /* systemd: the supervisor is the process it started */
     mt_mesh_t mesh;
     mt_board_t board;
     mt_listen_t reserve; /* holds the port */
@@ -324,6 +326,7 @@ static void signal_workers(sv_t *sv, int signum)
 
 static void begin_drain(sv_t *sv, const char *why)
 {
+    mt_notify_send(&sv->notify, "STOPPING=1\nSTATUS=draining");
     sv->state = DRAINING;
     atomic_store(mt_board_draining(&sv->board), 1);
     mt_buf_t *b = mt_log_begin(&sv->log, MT_LOG_INFO, "moontide.supervisor", "draining", 8);
@@ -405,6 +408,7 @@ static void send_all_expected(sv_t *sv, uint32_t type, const char *text, size_t 
 /* The reload's outcome: logged, and told to the workers that asked. */
 static void finish_reload(sv_t *sv)
 {
+    mt_notify_send(&sv->notify, "READY=1\nSTATUS=serving");
     int ok = 1, any = 0;
     mt_buf_t json = MT_BUF_INIT;
     mt_buf_addc(&json, '[');
@@ -503,6 +507,7 @@ static void start_reload(sv_t *sv, const char *trigger, const char *changed, int
         return;
     }
     sv->reload_id++;
+    mt_notify_send(&sv->notify, "RELOADING=1");
     set_word(sv->trigger, sizeof sv->trigger, trigger);
     mt_buf_t text = MT_BUF_INIT;
     mt_buf_add(&text, sv->trigger, strlen(sv->trigger) + 1);
@@ -544,6 +549,7 @@ static void on_hup(uv_signal_t *h, int signum)
 static void all_ready(sv_t *sv)
 {
     sv->state = RUNNING;
+    mt_notify_send(&sv->notify, "READY=1\nSTATUS=serving");
     double startup = mt_mono() - sv->started_mono;
     mt_buf_t *b = mt_log_begin(&sv->log, MT_LOG_INFO, "moontide.supervisor", "listening", 9);
     if (b) {
@@ -661,6 +667,7 @@ int mt_supervisor_run(mt_config_t *cfg, double started_at, double started_mono)
     }
     uv_loop_init(&sv.loop);
     sv.loop.data = &sv;
+    mt_notify_start(&sv.notify, &sv.loop);
     uv_signal_t *sigs[] = {&sv.sig_term, &sv.sig_int, &sv.sig_hup, &sv.sig_chld};
     uv_signal_cb cbs[] = {on_stop_signal, on_stop_signal, on_hup, on_sigchld};
     int signums[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
@@ -708,6 +715,7 @@ int mt_supervisor_run(mt_config_t *cfg, double started_at, double started_mono)
         uv_close((uv_handle_t *)sigs[i], NULL);
     uv_close((uv_handle_t *)&sv.kill_timer, NULL);
     uv_close((uv_handle_t *)&sv.reload_timer, NULL);
+    mt_notify_stop(&sv.notify);
     uv_run(&sv.loop, UV_RUN_DEFAULT);
     uv_loop_close(&sv.loop);
 out:
