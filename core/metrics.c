@@ -245,6 +245,40 @@ static void rehash(mt_family_t *f)
     f->nhash = n;
 }
 
+/* The series with this rendered label string, made if new; NULL when the
+ * series budget is spent (counted in dropped). */
+static mt_series_t *series_by_labels(mt_metrics_t *m, mt_family_t *f, const char *labels,
+                                     uint32_t len)
+{
+    uint32_t h = mt_hash(labels, len);
+    if (f->nhash)
+        for (mt_series_t *s = f->hash[h & (f->nhash - 1)]; s; s = s->next)
+            if (s->hash == h && s->labels_len == len && memcmp(s->labels, labels, len) == 0)
+                return s;
+    if (f->nseries >= m->max_per_family || m->total_series >= m->max_series) {
+        m->dropped++;
+        return NULL;
+    }
+    mt_series_t *s = mt_xcalloc(1, sizeof *s);
+    init_series(f, s);
+    s->labels = mt_xstrndup(labels, len);
+    s->labels_len = len;
+    s->hash = h;
+    if (f->nseries == f->capseries) {
+        f->capseries = f->capseries ? f->capseries * 2 : 8;
+        f->series = mt_xrealloc(f->series, f->capseries * sizeof *f->series);
+    }
+    f->series[f->nseries++] = s;
+    m->total_series++;
+    if (f->nseries > f->nhash) {
+        rehash(f);
+    } else {
+        s->next = f->hash[h & (f->nhash - 1)];
+        f->hash[h & (f->nhash - 1)] = s;
+    }
+    return s;
+}
+
 mt_series_t *mt_metrics_series(mt_metrics_t *m, mt_family_t *f, const char *const *values,
                                const size_t *lens)
 {
@@ -257,39 +291,9 @@ mt_series_t *mt_metrics_series(mt_metrics_t *m, mt_family_t *f, const char *cons
         escape_label_value(&key, values[i], lens ? lens[i] : strlen(values[i]));
         mt_buf_addc(&key, '"');
     }
-    uint32_t h = mt_hash(key.data, key.len);
-    if (f->nhash) {
-        for (mt_series_t *s = f->hash[h & (f->nhash - 1)]; s; s = s->next)
-            if (s->hash == h && s->labels_len == key.len &&
-                memcmp(s->labels, key.data, key.len) == 0) {
-                mt_buf_free(&key);
-                return s;
-            }
-    }
-    if (f->nseries >= m->max_per_family || m->total_series >= m->max_series) {
-        m->dropped++;
-        mt_buf_free(&key);
-        return &f->sink;
-    }
-    mt_series_t *s = mt_xcalloc(1, sizeof *s);
-    init_series(f, s);
-    mt_buf_cstr(&key);
-    s->labels = key.data; /* takes the buffer */
-    s->labels_len = (uint32_t)key.len;
-    s->hash = h;
-    if (f->nseries == f->capseries) {
-        f->capseries = f->capseries ? f->capseries * 2 : 8;
-        f->series = mt_xrealloc(f->series, f->capseries * sizeof *f->series);
-    }
-    f->series[f->nseries++] = s;
-    m->total_series++;
-    if (f->nseries > f->nhash)
-        rehash(f);
-    else {
-        s->next = f->hash[h & (f->nhash - 1)];
-        f->hash[h & (f->nhash - 1)] = s;
-    }
-    return s;
+    mt_series_t *s = series_by_labels(m, f, key.data, (uint32_t)key.len);
+    mt_buf_free(&key);
+    return s ? s : &f->sink;
 }
 
 void mt_metrics_label_pair(mt_buf_t *out, const char *key, size_t klen, const char *value,
@@ -543,40 +547,6 @@ static char *get_str(reader_t *r)
     uint32_t n = get_u32(r);
     const char *p = take(r, n);
     return p ? mt_xstrndup(p, n) : NULL;
-}
-
-/* The series with this rendered label string, made if new (budget as
- * mt_metrics_series). */
-static mt_series_t *series_by_labels(mt_metrics_t *m, mt_family_t *f, const char *labels,
-                                     uint32_t len)
-{
-    uint32_t h = mt_hash(labels, len);
-    if (f->nhash)
-        for (mt_series_t *s = f->hash[h & (f->nhash - 1)]; s; s = s->next)
-            if (s->hash == h && s->labels_len == len && memcmp(s->labels, labels, len) == 0)
-                return s;
-    if (f->nseries >= m->max_per_family || m->total_series >= m->max_series) {
-        m->dropped++;
-        return NULL;
-    }
-    mt_series_t *s = mt_xcalloc(1, sizeof *s);
-    init_series(f, s);
-    s->labels = mt_xstrndup(labels, len);
-    s->labels_len = len;
-    s->hash = h;
-    if (f->nseries == f->capseries) {
-        f->capseries = f->capseries ? f->capseries * 2 : 8;
-        f->series = mt_xrealloc(f->series, f->capseries * sizeof *f->series);
-    }
-    f->series[f->nseries++] = s;
-    m->total_series++;
-    if (f->nseries > f->nhash) {
-        rehash(f);
-    } else {
-        s->next = f->hash[h & (f->nhash - 1)];
-        f->hash[h & (f->nhash - 1)] = s;
-    }
-    return s;
 }
 
 static void merge_gauge(mt_series_t *s, mt_merge_t rule, double v)

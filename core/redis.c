@@ -205,20 +205,25 @@ static void on_retry(uv_timer_t *t)
     connect_conn(t->data);
 }
 
-static void schedule_retry(mt_redis_conn_t *c)
+/* Starts a retry timer with capped exponential backoff after *attempts
+ * failures (counted here), jittered so a fleet does not reconnect in
+ * lockstep. */
+static void retry_later(mt_redis_t *r, uv_timer_t *t, uv_timer_cb cb, uint32_t *attempts)
 {
-    mt_redis_t *r = c->r;
-    if (r->stopping)
-        return;
     uint64_t delay = RETRY_MIN_MS;
-    for (uint32_t i = 0; i < c->attempts && delay < RETRY_MAX_MS; i++)
+    for (uint32_t i = 0; i < *attempts && delay < RETRY_MAX_MS; i++)
         delay *= 2;
     if (delay > RETRY_MAX_MS)
         delay = RETRY_MAX_MS;
-    /* Jitter, so a fleet does not reconnect in lockstep. */
     delay = delay / 2 + (uint64_t)(mt_rand_unit(r->rand) * (double)delay / 2);
-    c->attempts++;
-    uv_timer_start(&c->retry, on_retry, delay, 0);
+    (*attempts)++;
+    uv_timer_start(t, cb, delay, 0);
+}
+
+static void schedule_retry(mt_redis_conn_t *c)
+{
+    if (!c->r->stopping)
+        retry_later(c->r, &c->retry, on_retry, &c->attempts);
 }
 
 static void went_down(mt_redis_t *r, const char *what, const char *why)
@@ -389,12 +394,11 @@ static int split_addr(const char *addr, char *out, size_t len, int *port)
     return *port > 0 && *port < 65536 ? 0 : -1;
 }
 
-static redisAsyncContext *sentinel_connect(mt_redis_t *r, int i)
+/* A connection of the service's own (a question to a sentinel or a
+ * cluster node), on the loop, its data the service; NULL if it cannot
+ * be made. */
+static redisAsyncContext *side_connect(mt_redis_t *r, const char *host, int port)
 {
-    char host[256];
-    int port;
-    if (split_addr(r->sentinel->addrs[i], host, sizeof host, &port) != 0)
-        return NULL;
     redisAsyncContext *ac = redisAsyncConnect(host, port);
     if (!ac)
         return NULL;
@@ -404,6 +408,15 @@ static redisAsyncContext *sentinel_connect(mt_redis_t *r, int i)
     }
     ac->data = r;
     return ac;
+}
+
+static redisAsyncContext *sentinel_connect(mt_redis_t *r, int i)
+{
+    char host[256];
+    int port;
+    if (split_addr(r->sentinel->addrs[i], host, sizeof host, &port) != 0)
+        return NULL;
+    return side_connect(r, host, port);
 }
 
 /* Drops a link's connection so it reconnects to r->host. A connected
@@ -1073,13 +1086,7 @@ static void sub_drop(mt_redis_node_t *n, const char *why)
     went_down(r, n->sub_name, why);
     if (!n->live)
         return;
-    uint64_t delay = RETRY_MIN_MS;
-    for (uint32_t i = 0; i < n->sub_attempts && delay < RETRY_MAX_MS; i++)
-        delay *= 2;
-    delay = delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay;
-    delay = delay / 2 + (uint64_t)(mt_rand_unit(r->rand) * (double)delay / 2);
-    n->sub_attempts++;
-    uv_timer_start(&n->sub_retry, on_sub_retry, delay, 0);
+    retry_later(r, &n->sub_retry, on_sub_retry, &n->sub_attempts);
     cluster_ask(r); /* a master gone may mean a failover */
 }
 
@@ -1422,15 +1429,12 @@ static void cluster_ask(mt_redis_t *r)
         cl->qi++;
         return;
     }
-    redisAsyncContext *ac = redisAsyncConnect(host, port);
-    if (!ac || ac->err || attach(ac, r->loop) != 0) {
-        if (ac)
-            redisAsyncFree(ac);
+    redisAsyncContext *ac = side_connect(r, host, port);
+    if (!ac) {
         cl->qi++;
         uv_timer_start(&cl->timer, on_cluster_timer, CLUSTER_RETRY_MS, CLUSTER_EVERY_MS);
         return;
     }
-    ac->data = r;
     cl->query = ac;
     redisAsyncSetConnectCallback(ac, on_query_connected);
     if (r->password)
@@ -1629,7 +1633,8 @@ static void on_cluster_reply(redisAsyncContext *ac, void *reply, void *priv)
     free(cc);
 }
 
-static int cluster_dispatch(mt_redis_t *r, cluster_cmd_t *cc, mt_redis_node_t *n)
+/* Sends a formatted command to n; if it cannot go, it is dropped: -1. */
+static int cluster_dispatch(cluster_cmd_t *cc, mt_redis_node_t *n)
 {
     if (cc->len < 0 || cluster_send(cc, n, 0) != 0) {
         if (cc->len >= 0)
@@ -1637,7 +1642,6 @@ static int cluster_dispatch(mt_redis_t *r, cluster_cmd_t *cc, mt_redis_node_t *n
         free(cc);
         return -1;
     }
-    (void)r;
     return 0;
 }
 
@@ -1648,7 +1652,7 @@ static int cluster_publish(mt_redis_t *r, const char *ch, size_t chlen, const vo
     cc->r = r;
     cc->publish = 1;
     cc->len = redisFormatCommand(&cc->cmd, "SPUBLISH %b %b", ch, chlen, msg, mlen);
-    return cluster_dispatch(r, cc, slot_owner(r, ch, chlen));
+    return cluster_dispatch(cc, slot_owner(r, ch, chlen));
 }
 
 /* The key a command is routed by: EVAL/EVALSHA's first key, else the
@@ -1678,5 +1682,5 @@ static int cluster_command(mt_redis_t *r, int argc, const char **argv, const siz
     cc->r = r;
     cc->id = id;
     cc->len = redisFormatCommandArgv(&cc->cmd, argc, argv, argvlen);
-    return cluster_dispatch(r, cc, n);
+    return cluster_dispatch(cc, n);
 }

@@ -206,6 +206,17 @@ static int reload_step(mt_script_t *s, int ref, int nargs)
     return rc;
 }
 
+/* A reload step raised: the reload ends with its error (on the stack). -1. */
+static int step_failed(mt_script_t *s)
+{
+    const char *msg = lua_tostring(s->L, -1);
+    char *copy = mt_xstrdup(msg ? msg : "(error object is not a string)");
+    lua_pop(s->L, 1);
+    reload_ended(s, copy);
+    free(copy);
+    return -1;
+}
+
 int mt_script_prepare(mt_script_t *s, const char *trigger, const char *files, int nfiles,
                       const char *changed, int n)
 {
@@ -221,15 +232,8 @@ int mt_script_prepare(mt_script_t *s, const char *trigger, const char *files, in
     }
     s->pending_n = n;
     push_files(L, files, nfiles);
-    int rc = reload_step(s, s->ref_prepare, 1);
-    if (rc != 0) {
-        const char *msg = lua_tostring(L, -1);
-        char *copy = mt_xstrdup(msg ? msg : "(error object is not a string)");
-        lua_pop(L, 1);
-        reload_ended(s, copy);
-        free(copy);
-        return -1;
-    }
+    if (reload_step(s, s->ref_prepare, 1) != 0)
+        return step_failed(s);
     lua_pop(L, 1);
     s->prepared = 1;
     return 0;
@@ -240,15 +244,9 @@ int mt_script_commit(mt_script_t *s)
     lua_State *L = s->L;
     if (!s->prepared)
         return -1;
-    int rc = reload_step(s, s->ref_commit, 0);
-    if (rc != 0) { /* not expected: on_reload errors are caught in Lua */
-        const char *msg = lua_tostring(L, -1);
-        char *copy = mt_xstrdup(msg ? msg : "(error object is not a string)");
-        lua_pop(L, 1);
-        reload_ended(s, copy);
-        free(copy);
-        return -1;
-    }
+    /* A failure is not expected here: on_reload errors are caught in Lua. */
+    if (reload_step(s, s->ref_commit, 0) != 0)
+        return step_failed(s);
     s->generation = (uint64_t)lua_tonumber(L, -1);
     lua_pop(L, 1);
     reload_ended(s, NULL);

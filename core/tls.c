@@ -149,19 +149,26 @@ int mt_tls_init(mt_tls_t *t, const char *cert_path, const char *key_path, char *
     memset(t, 0, sizeof *t);
     t->cert_path = mt_xstrdup(cert_path);
     t->key_path = mt_xstrdup(key_path);
-    pair_t p;
-    if (pair_read(&p, cert_path, key_path, err, errlen) != 0)
+    pair_t *p = mt_xmalloc(sizeof *p);
+    if (pair_read(p, cert_path, key_path, err, errlen) != 0) {
+        free(p);
         return -1;
-    describe(t, p.leaf);
-    pair_free(&p);
+    }
+    describe(t, p->leaf);
+    t->checked = p; /* install uses these very bytes */
     return 0;
 }
 
 int mt_tls_install(mt_tls_t *t, void *ssl_ctx, char *err, size_t errlen)
 {
     pair_t p;
-    if (pair_read(&p, t->cert_path, t->key_path, err, errlen) != 0)
+    if (t->checked) {
+        p = *(pair_t *)t->checked;
+        free(t->checked);
+        t->checked = NULL;
+    } else if (pair_read(&p, t->cert_path, t->key_path, err, errlen) != 0) {
         return -1;
+    }
     int rc = pair_apply(t, &p, ssl_ctx, err, errlen);
     if (rc == 0) {
         t->ssl_ctx = ssl_ctx;
@@ -234,6 +241,11 @@ int mt_tls_reload(mt_tls_t *t)
 
 void mt_tls_free(mt_tls_t *t)
 {
+    if (t->checked) {
+        pair_free(t->checked);
+        free(t->checked);
+        t->checked = NULL;
+    }
     free(t->cert_path);
     free(t->key_path);
     t->cert_path = t->key_path = NULL;

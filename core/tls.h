@@ -42,13 +42,15 @@ typedef struct mt_tls {
     int seen_valid;
     uint64_t reloads_ok, reloads_failed;
     char last_error[256]; /* why the last refused pair was refused */
+    void *checked;        /* the pair mt_tls_init read, kept for install */
 } mt_tls_t;
 
 /** Copies the paths and checks that they hold a usable pair (at start: a
  *  bad pair is a configuration error). 0, or -1 with the reason in err. */
 int mt_tls_init(mt_tls_t *t, const char *cert_path, const char *key_path, char *err, size_t errlen);
-/** Reads the pair and puts it into ssl_ctx (an SSL_CTX *), remembered for
- *  reloads. 0, or -1 with the reason in err. */
+/** Puts the pair mt_tls_init checked (the files are read once at start)
+ *  into ssl_ctx (an SSL_CTX *), remembered for reloads; called again, it
+ *  reads the files. 0, or -1 with the reason in err. */
 int mt_tls_install(mt_tls_t *t, void *ssl_ctx, char *err, size_t errlen);
 /** 1 when either file differs from the version last read and has not
  *  changed since the previous call (a renewal writes two files, one after

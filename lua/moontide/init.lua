@@ -643,6 +643,17 @@ function redis.configured()
     return C.mt_ffi_redis_state() ~= 0
 end
 
+--- n random bytes from the kernel as hex (identifiers: an instance, an
+-- epoch); a read of /dev/urandom, so not for per-message use. Internal.
+function _M._random_hex(n)
+    local f = io.open("/dev/urandom", "rb")
+    local bytes = f and f:read(n) or tostring(os.time()) .. tostring({})
+    if f then
+        f:close()
+    end
+    return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
 local header_buf -- for _upgrade_header, made on first use
 
 --- A header of the upgrade being authorized, by lower-case name, or nil.

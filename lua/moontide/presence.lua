@@ -28,7 +28,7 @@
 local moontide = require "moontide"
 
 local json_encode, json_decode = moontide.json.encode, moontide.json.decode
-local pairs, next, type, error, tostring = pairs, next, type, error, tostring
+local pairs, next, type, error = pairs, next, type, error
 
 local _M = {}
 
@@ -39,14 +39,7 @@ local GATHER_SECONDS = 1
 _M.LEASE_SECONDS = LEASE_SECONDS
 
 -- This process, for leases: random, new each start.
-local instance = (function()
-    local f = io.open("/dev/urandom", "rb")
-    local bytes = f and f:read(8) or tostring(os.time()) .. tostring({})
-    if f then
-        f:close()
-    end
-    return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end)()
+local instance = moontide._random_hex(8)
 _M.instance = instance
 
 local rooms = {}    -- room -> { [handle] = info JSON text }, this process's members

@@ -41,7 +41,7 @@
 local moontide = require "moontide"
 
 local json_encode = moontide.json.encode
-local type, error, tostring, setmetatable, pairs, ipairs = type, error, tostring, setmetatable,
+local type, error, setmetatable, pairs, ipairs = type, error, setmetatable,
     pairs, ipairs
 
 local _M = {}
@@ -56,12 +56,7 @@ Stream.__index = Stream
 local streams = {} -- name -> Stream (handles are cached)
 
 local function epoch_new()
-    local f = io.open("/dev/urandom", "rb")
-    local bytes = f and f:read(6) or tostring(os.time()) .. tostring({})
-    if f then
-        f:close()
-    end
-    return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+    return moontide._random_hex(6)
 end
 
 -- This instance's part of the epoch a stream gets if a publish finds it
@@ -277,9 +272,17 @@ return { epoch or false, last, 0, texts }
 local HEADER = string.char(require("moontide.cdef").const.MT_FFI_REDIS_HEADER_VERSION, 0)
     .. string.rep("\0", 8)
 
+-- The stream's Redis names, made on first use (not per message): its
+-- epoch, offset counter and stream keys, and its group's channel.
 local function keys(s)
-    return moontide.redis.key("stream", s.name, "epoch"), moontide.redis.key("stream", s.name,
-        "offset"), moontide.redis.key("stream", s.name)
+    local k = s.keys
+    if not k then
+        local key = moontide.redis.key
+        k = { key("stream", s.name, "epoch"), key("stream", s.name, "offset"),
+            key("stream", s.name), channel = key("group", s.name) }
+        s.keys = k
+    end
+    return k
 end
 
 local function redis_answer(reply)
@@ -296,12 +299,12 @@ end
 --- Numbers, keeps and publishes msg (a table, or a JSON object's text) to
 -- the group named like the stream.
 local function redis_publish(self, text)
-    local k1, k2, k3 = keys(self)
+    local k = keys(self)
     -- Redis away: this instance still hears it, unnumbered (the group
     -- send counts it as redis_unavailable, once).
     if not moontide.redis.available() or not moontide.redis.command({ "EVAL", PUBLISH_SCRIPT,
-        3, k1, k2, k3, spare_epoch(), self.size, self.ttl, moontide.redis.key("group", self.name),
-        HEADER, text, moontide.redis.cluster() and "SPUBLISH" or "PUBLISH" }) then
+        3, k[1], k[2], k[3], spare_epoch(), self.size, self.ttl, k.channel, HEADER, text,
+        moontide.redis.cluster() and "SPUBLISH" or "PUBLISH" }) then
         moontide.groups.send(self.name, text)
     end
 end
@@ -361,11 +364,13 @@ function Stream:publish(msg)
     return true
 end
 
--- cb(answer) with { epoch, last, first, texts } or cb(nil, err).
-function Stream:_since(offset, max, cb)
+-- A read of the stream, cb(answer) with { epoch, last, first, texts } or
+-- cb(nil, err): from Redis (script over its keys, then a1, a2), from
+-- this process's ring (here()), or from the worker that holds it (op, msg).
+local function read(self, script, a1, a2, here, op, msg, cb)
     if moontide.redis.configured() then
-        local k1, k2, k3 = keys(self)
-        local ok, err = moontide.redis.command({ "EVAL", SINCE_SCRIPT, 3, k1, k2, k3, offset, max },
+        local k = keys(self)
+        local ok, err = moontide.redis.command({ "EVAL", script, 3, k[1], k[2], k[3], a1, a2 },
             function(reply, rerr)
                 local a = redis_answer(reply)
                 cb(a, a == nil and (rerr or "redis unavailable") or nil)
@@ -377,31 +382,21 @@ function Stream:_since(offset, max, cb)
     end
     local h, me = holder(self.name)
     if h == me then
-        return cb(ring_since(self.name, offset, max))
+        return cb(here())
     end
-    ask(h, "since", { name = self.name, offset = offset, max = max }, cb)
+    ask(h, op, msg, cb)
 end
 
--- cb(answer) with the last n messages ({ epoch, last, texts }), or
--- cb(nil, err).
+-- The messages after offset, at most max (see read).
+function Stream:_since(offset, max, cb)
+    read(self, SINCE_SCRIPT, offset, max, function() return ring_since(self.name, offset, max) end,
+        "since", { name = self.name, offset = offset, max = max }, cb)
+end
+
+-- The last n messages (see read).
 function Stream:_recent(n, cb)
-    if moontide.redis.configured() then
-        local k1, k2, k3 = keys(self)
-        local ok, err = moontide.redis.command({ "EVAL", RECENT_SCRIPT, 3, k1, k2, k3, n },
-            function(reply, rerr)
-                local a = redis_answer(reply)
-                cb(a, a == nil and (rerr or "redis unavailable") or nil)
-            end)
-        if not ok then
-            cb(nil, err)
-        end
-        return
-    end
-    local h, me = holder(self.name)
-    if h == me then
-        return cb(ring_recent(self.name, n))
-    end
-    ask(h, "recent", { name = self.name, n = n }, cb)
+    read(self, RECENT_SCRIPT, n, nil, function() return ring_recent(self.name, n) end,
+        "recent", { name = self.name, n = n }, cb)
 end
 
 --- Calls cb(texts) with the last n messages (oldest first, each with its
