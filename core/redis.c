@@ -1020,6 +1020,7 @@ static int unsub_confirmed(mt_redis_cluster_t *cl, const char *ch, size_t len)
 }
 
 static void cluster_ask(mt_redis_t *r);
+static void node_live(mt_redis_node_t *n);
 static void sub_connect(mt_redis_node_t *n);
 
 static void on_sub_retry(uv_timer_t *t)
@@ -1133,6 +1134,41 @@ static int channel_kind(const mt_redis_t *r, const char *ch, size_t len, const c
     return 0;
 }
 
+/* "MOVED 3999 127.0.0.1:6381" / "ASK ..." -> slot, host, port. */
+static int parse_redirect(const char *s, unsigned *slot, char *host, size_t hlen, int *port)
+{
+    const char *sp = strchr(s, ' ');
+    if (!sp)
+        return -1;
+    char *end;
+    unsigned long v = strtoul(sp + 1, &end, 10);
+    if (*end != ' ' || v >= MT_REDIS_SLOTS)
+        return -1;
+    *slot = (unsigned)v;
+    return split_addr(end + 1, host, hlen, port);
+}
+
+/* A MOVED reply: the slot is where it says, at once, and the map is read
+ * again from the node it names. Asking any other node could bring back
+ * the old owner: the rest of the cluster learns of a move by gossip,
+ * seconds later under load. 0 if it was a MOVED. */
+static int cluster_moved(mt_redis_t *r, const char *err)
+{
+    unsigned slot;
+    char host[256];
+    int port;
+    if (strncmp(err, "MOVED ", 6) != 0 || parse_redirect(err, &slot, host, sizeof host, &port) != 0)
+        return -1;
+    mt_redis_node_t *n = node_get(r, host, port);
+    r->cluster->slots[slot] = n;
+    r->cluster->told = n;
+    r->cluster->redirects++;
+    if (!n->live)
+        node_live(n);
+    cluster_ask(r);
+    return 0;
+}
+
 static void sub_reply(mt_redis_node_t *n, redisReply *rep)
 {
     mt_redis_t *r = n->r;
@@ -1142,8 +1178,12 @@ static void sub_reply(mt_redis_node_t *n, redisReply *rep)
         return;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        if (strncmp(rep->str, "MOVED", 5) == 0) { /* subscribed on a stale map */
-            cluster_ask(r);
+        if (cluster_moved(r, rep->str) == 0) { /* subscribed on a stale map */
+            /* The reply names no channel: every group subscribes again,
+             * where the map now says (a repeat is harmless). */
+            r->ev.link(r->ev.ud, 1, 0);
+            if (mt_redis_up(r))
+                r->ev.link(r->ev.ud, 1, 1);
             return;
         }
         sub_drop(n, rep->str); /* AUTH refused, or worse */
@@ -1418,7 +1458,11 @@ static void cluster_ask(mt_redis_t *r)
     int i = cl->qi % (live + cl->nseeds);
     char host[256];
     int port = 0;
-    if (i < live) {
+    if (cl->told) {
+        snprintf(host, sizeof host, "%s", cl->told->host);
+        port = cl->told->port;
+        cl->told = NULL;
+    } else if (i < live) {
         for (mt_redis_node_t *n = cl->nodes; n; n = n->next)
             if (n->live && i-- == 0) {
                 snprintf(host, sizeof host, "%s", n->host);
@@ -1581,20 +1625,6 @@ static int cluster_send(cluster_cmd_t *cc, mt_redis_node_t *n, int asking)
                : -1;
 }
 
-/* "MOVED 3999 127.0.0.1:6381" / "ASK ..." -> slot, host, port. */
-static int parse_redirect(const char *s, unsigned *slot, char *host, size_t hlen, int *port)
-{
-    const char *sp = strchr(s, ' ');
-    if (!sp)
-        return -1;
-    char *end;
-    unsigned long v = strtoul(sp + 1, &end, 10);
-    if (*end != ' ' || v >= MT_REDIS_SLOTS)
-        return -1;
-    *slot = (unsigned)v;
-    return split_addr(end + 1, host, hlen, port);
-}
-
 static void on_cluster_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     cluster_cmd_t *cc = priv;
@@ -1608,14 +1638,12 @@ static void on_cluster_reply(redisAsyncContext *ac, void *reply, void *priv)
         int port;
         if ((moved || ask) && parse_redirect(rep->str, &slot, host, sizeof host, &port) == 0) {
             mt_redis_node_t *n = node_get(r, host, port);
-            if (moved) {
-                r->cluster->slots[slot] = n; /* at once; the whole map follows */
-                cluster_ask(r);
-            }
-            if (!n->live)
+            if (moved)
+                cluster_moved(r, rep->str);
+            else if (!n->live)
                 node_live(n);
             cc->redirects++;
-            r->cluster->redirects++;
+            r->cluster->redirects += ask; /* a MOVED counted itself */
             if (cluster_send(cc, n, ask) == 0)
                 return;
         }

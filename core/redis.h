@@ -110,6 +110,7 @@ typedef struct mt_redis_cluster {
     uint64_t redirects;              /* MOVED and ASK followed */
     struct redisAsyncContext *query; /* asking for the slot map, or NULL */
     int qi;                          /* the address asked next */
+    struct mt_redis_node *told;      /* named by the last MOVED: asked first (it knows) */
     int again;                       /* a slot moved: resubscribe after the next map */
     int asked;                       /* asked while a question was under way */
     uv_timer_t timer;                /* asks again every 10 s */

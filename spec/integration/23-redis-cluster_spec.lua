@@ -3,7 +3,8 @@
 -- its sharded subscription, history and presence there; messages cross
 -- instances exactly once; a script's command follows MOVED; a slot moved
 -- under traffic (redis-cli --cluster reshard) is followed without a
--- restart and nothing arrives twice.
+-- restart and nothing arrives twice; a subscription made on a stale map
+-- follows its MOVED at once.
 local server = require "spec.support.server"
 local client = require "spec.support.client"
 local redis = require "spec.support.redis"
@@ -143,6 +144,29 @@ describe("redis cluster #integration #redis", function()
         assert.is_true(st.redirects > before) -- it went to the old owner, and on
         assert.same({ 3, true }, { st.masters, st.slots_known })
         ws:close()
+    end)
+
+    it("subscribes where a MOVED says when its map is stale, without waiting for the next map", function()
+        local function cluster()
+            return client.http(s2:url("/status")).json.redis.cluster
+        end
+        server.eventually(function() return cluster().map_age_seconds < 1 end, 12, "a map read")
+        local before = cluster().redirects
+        local masters = c:masters()
+        local from, to = masters[3], masters[1]
+        local lowest = from.ranges[1][1]
+        c:move_lowest(from.port, to.port) -- s2's map still names the old master
+        local room = name_where("stale", room_slot, function(s) return s == lowest end)
+        local a = join(s2, room)
+        -- within 5 s, while the next periodic map read is 9 s or more away
+        s2:subscribed(5)
+        assert.is_true(cluster().map_age_seconds < 9)
+        assert.is_true(cluster().redirects > before)
+        local b = join(s1, room)
+        server.subscribed(s1)
+        exactly_once(a, b, 10, "stale ")
+        a:close()
+        b:close()
     end)
 
     it("follows a slot moved under traffic: delivery resumes, nothing twice", function()

@@ -50,7 +50,8 @@ function _M.now()
 end
 
 --- Polls fn until it returns a truthy value or timeout seconds pass.
--- Returns fn's values, or raises with what (a description) on timeout.
+-- Returns fn's values, or raises with what (a description) on timeout,
+-- and the second value fn last returned (why it was not yet true).
 function _M.eventually(fn, timeout, what)
     local deadline = os.time() + (timeout or 10)
     while true do
@@ -59,7 +60,9 @@ function _M.eventually(fn, timeout, what)
             return unpack(v, 1, table.maxn(v))
         end
         if os.time() > deadline then
-            error("timed out waiting for " .. (what or "a condition"), 2)
+            -- fn may say why it is not yet true as its second value
+            local why = v[2] ~= nil and (": " .. tostring(v[2])) or ""
+            error("timed out waiting for " .. (what or "a condition") .. why, 2)
         end
         _M.nap(0.02)
     end
@@ -273,7 +276,10 @@ end
 function Server:subscribed(timeout)
     _M.eventually(function()
         local g = client.http(self:url("/status")).json.groups
-        return g["local"] > 0 and g.subscribed == g["local"]
+        if g["local"] > 0 and g.subscribed == g["local"] then
+            return true
+        end
+        return false, ("%d of %d groups on port %d"):format(g.subscribed, g["local"], self.port)
     end, timeout or 10, "subscriptions")
 end
 
