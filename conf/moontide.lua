@@ -14,5 +14,6 @@ return {
     log_level = "INFO",
     scripts = "lua",                -- handlers, routes, policies
     redis_url = nil,                -- nil: in-memory channel layer
+    permessage_deflate = false,     -- true: compress for clients that offer it
     trusted_proxies = { "127.0.0.1", "::1" }, -- whose X-Forwarded-For counts
 }

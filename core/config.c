@@ -97,6 +97,7 @@ static const cfg_desc_t descs[] = {
     {"tls_cert", CFG_OPTSTR, F(tls_cert), 0, 0, "a PEM certificate file (and its chain)"},
     {"tls_key", CFG_OPTSTR, F(tls_key), 0, 0, "the PEM private key file of tls_cert"},
     {"tls_allow_plain", CFG_CHOICE, F(tls_allow_plain), 0, 0, "true or false"},
+    {"permessage_deflate", CFG_CHOICE, F(permessage_deflate), 0, 0, "true or false"},
     {"trusted_proxies", CFG_CIDRS, F(trusted_proxies), 0, 0,
      "a list of IP addresses or CIDR blocks (comma-separated in the environment)"},
 };
@@ -162,6 +163,7 @@ void mt_config_init(mt_config_t *cfg)
     cfg->rate_limit_action = mt_xstrdup("reply");
     cfg->lua_jit = mt_xstrdup("on");
     cfg->tls_allow_plain = mt_xstrdup("false");
+    cfg->permessage_deflate = mt_xstrdup("false");
     cfg->static_dir = mt_xstrdup("public");
     cfg->static_max_bytes = 16 << 20;
     cfg->lua_memory_limit = 256 << 20;
@@ -185,6 +187,7 @@ void mt_config_free(mt_config_t *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->tls_allow_plain);
+    free(cfg->permessage_deflate);
     free(cfg->rate_limit_action);
     free(cfg->lua_jit);
     strlist_free(&cfg->allowed_origins);

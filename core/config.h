@@ -52,6 +52,7 @@ typedef struct mt_config {
     int64_t static_max_bytes; /* larger files are refused */
     char *tls_cert, *tls_key; /* PEM files: the port speaks TLS; NULL: plain */
     char *tls_allow_plain;    /* "true": plain HTTP too on the TLS port */
+    char *permessage_deflate; /* "true": compression for clients that offer it (deflate.h) */
     mt_cidr_set_t trusted_proxies;
     double heartbeat_timeout;   /* seconds a pinged peer has to answer */
     double handshake_timeout;   /* seconds to finish HTTP headers / the upgrade */

@@ -66,6 +66,7 @@ typedef struct mt_conn {
     unsigned kill_due : 1;    /* close at the end of this loop turn, without waiting */
     unsigned close_held : 1;  /* the peer's close: answer it once the queue is out */
     unsigned close_armed : 1; /* the owner has acted on the close request */
+    unsigned deflate : 1;     /* permessage-deflate negotiated (ws.h) */
     char *close_reason;
     double opened_at;
     double last_seen;  /* monotonic: the peer's last frame or pong */

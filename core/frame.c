@@ -13,6 +13,8 @@ mt_frame_t *mt_frame_new(const void *payload, size_t len, int binary)
     f->len = (uint32_t)len;
     f->binary = (uint8_t)(binary != 0);
     f->opcode = binary ? MT_FRAME_BINARY : MT_FRAME_TEXT;
+    f->rsv1 = f->deflate_tried = 0;
+    f->deflated = NULL;
     if (len)
         memcpy(f->data + LWS_PRE, payload, len);
     return f;
@@ -27,8 +29,10 @@ mt_frame_t *mt_frame_pong(const void *payload, size_t len)
 
 void mt_frame_unref(mt_frame_t *f)
 {
-    if (f && --f->refs == 0)
+    if (f && --f->refs == 0) {
+        mt_frame_unref(f->deflated);
         free(f);
+    }
 }
 
 void mt_sendq_push(mt_sendq_t *q, mt_frame_t *f)

@@ -10,7 +10,8 @@
  * A send queue is a ring of frame references with a byte count; the
  * writable callback drains it one frame at a time.
  * Lifecycle: mt_frame_new (refs = 1), mt_frame_ref/unref; the last unref
- * frees. mt_sendq_clear drops every reference a queue holds.
+ * frees (with the compressed twin, if one was made). mt_sendq_clear drops every reference a queue
+ * holds.
  */
 #ifndef MT_FRAME_H
 #define MT_FRAME_H
@@ -24,6 +25,9 @@ typedef struct mt_frame {
     uint32_t len;   /* payload bytes */
     uint8_t binary; /* a binary message (else text) */
     uint8_t opcode; /* MT_FRAME_TEXT, MT_FRAME_BINARY or MT_FRAME_PONG */
+    uint8_t rsv1;   /* the payload is compressed (permessage-deflate) */
+    uint8_t deflate_tried;     /* compressing was tried: deflated, or not worth it */
+    struct mt_frame *deflated; /* the compressed twin (deflate.h), or NULL */
     unsigned char data[]; /* LWS_PRE headroom, then the payload */
 } mt_frame_t;
 

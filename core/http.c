@@ -111,7 +111,7 @@ void mt_http_route(mt_http_t *h, const mt_http_request_t *req, mt_http_response_
     if (which < 0) {
         char pattern[64];
         if (mt_script_match(h->script, req->path, strlen(req->path), NULL, pattern, sizeof pattern,
-                            NULL, 0)) {
+                            NULL, 0, NULL)) {
             snprintf(resp->endpoint, sizeof resp->endpoint, "%s", pattern);
             error(resp, 426, "upgrade_required");
         } else if (h->files && mt_static_on(h->files) &&

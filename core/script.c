@@ -390,7 +390,7 @@ static void copy_string(lua_State *L, int idx, char *out, size_t outlen)
 }
 
 int mt_script_match(mt_script_t *s, const char *path, size_t len, const char *offered,
-                    char *pattern, size_t patlen, char *chosen, size_t chosenlen)
+                    char *pattern, size_t patlen, char *chosen, size_t chosenlen, int *deflate)
 {
     lua_State *L = s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_match);
@@ -399,16 +399,18 @@ int mt_script_match(mt_script_t *s, const char *path, size_t len, const char *of
         lua_pushstring(L, offered);
     else
         lua_pushnil(L);
-    if (call(s, 2, 2, 1) != 0) {
+    if (call(s, 2, 3, 1) != 0) {
         report(s, "match", NULL);
         return 0;
     }
-    int found = lua_isstring(L, -2);
+    int found = lua_isstring(L, -3);
     if (found)
-        copy_string(L, -2, pattern, patlen);
+        copy_string(L, -3, pattern, patlen);
     if (chosen)
-        copy_string(L, -1, chosen, chosenlen);
-    lua_pop(L, 2);
+        copy_string(L, -2, chosen, chosenlen);
+    if (deflate)
+        *deflate = lua_isnil(L, -1) ? -1 : lua_toboolean(L, -1);
+    lua_pop(L, 3);
     return found;
 }
 

@@ -121,10 +121,11 @@ void mt_script_free(mt_script_t *s);
  * route's pattern (e.g. "/ws/chat/{room}/") in pattern[patlen], or 0.
  * offered (may be NULL) is the client's Sec-WebSocket-Protocol list; the
  * subprotocol the route accepts from it is written to chosen[chosenlen]
- * ("" for none; chosen may be NULL).
+ * ("" for none; chosen may be NULL). *deflate (may be NULL): the route's
+ * permessage_deflate, 1 or 0, or -1 when it does not say.
  */
 int mt_script_match(mt_script_t *s, const char *path, size_t len, const char *offered,
-                    char *pattern, size_t patlen, char *chosen, size_t chosenlen);
+                    char *pattern, size_t patlen, char *chosen, size_t chosenlen, int *deflate);
 /**
  * Runs the route's authorize(request), if its handler has one, during the
  * upgrade (its headers are read through mt_ffi_upgrade_header meanwhile).

@@ -59,6 +59,23 @@ struct inspecting {
     mt_conn_t *c;
 };
 
+static void receive_own(mt_ws_t *ws, mt_conn_t *c, const uint8_t *p, size_t len, int flags);
+
+/* The client broke the protocol: counted, logged, failed with code. */
+static void protocol_violation(mt_ws_t *ws, mt_conn_t *c, int code, const char *why, size_t len)
+{
+    ws->stats->errors[MT_ERR_PROTOCOL]++;
+    mt_buf_t *b =
+        mt_log_begin(ws->log, MT_LOG_WARNING, "moontide.ws", "protocol violation: closing", 27);
+    if (b) {
+        mt_conn_log_fields(c, b);
+        mt_json_kv_int(b, "code", code);
+        mt_json_kv_str(b, "reason", why, len);
+        mt_log_end(ws->log);
+    }
+    mt_conn_close(ws->conns, c, code, why, len, 1);
+}
+
 /* What the frame scanner found on a connection's incoming bytes. */
 static int on_frame_event(void *ud, mt_wsframe_event_t ev, int code, const uint8_t *p,
                           size_t len)
@@ -93,19 +110,12 @@ static int on_frame_event(void *ud, mt_wsframe_event_t ev, int code, const uint8
         c->close_held = 1;
         want_flush(ws, c);
         return 0;
-    case MT_WSF_VIOLATION: {
-        ws->stats->errors[MT_ERR_PROTOCOL]++;
-        mt_buf_t *b =
-            mt_log_begin(ws->log, MT_LOG_WARNING, "moontide.ws", "protocol violation: closing", 27);
-        if (b) {
-            mt_conn_log_fields(c, b);
-            mt_json_kv_int(b, "code", code);
-            mt_json_kv_str(b, "reason", (const char *)p, len);
-            mt_log_end(ws->log);
-        }
-        mt_conn_close(ws->conns, c, code, (const char *)p, len, 1);
+    case MT_WSF_DATA:
+        receive_own(ws, c, p, len, code);
         break;
-    }
+    case MT_WSF_VIOLATION:
+        protocol_violation(ws, c, code, (const char *)p, len);
+        break;
     }
     return 0;
 }
@@ -283,6 +293,19 @@ static int answer_offer(const mt_ws_upgrade_t *up, struct lws_process_html_args 
     return 0;
 }
 
+/* Names permessage-deflate in the 101 (lws, not given the extension,
+ * would not): one more header line where lws lets us add them. */
+static int answer_deflate(struct lws_process_html_args *args)
+{
+    static const char line[] = "Sec-WebSocket-Extensions: " MT_DEFLATE_RESPONSE "\r\n";
+    if (args->max_len < (int)sizeof line)
+        return -1;
+    memcpy(args->p, line, sizeof line - 1);
+    args->p += sizeof line - 1;
+    args->max_len -= (int)sizeof line - 1;
+    return 0;
+}
+
 /* Ends the handshake's use of the upgrade record. */
 static void upgrade_done(mt_ws_upgrade_t *up)
 {
@@ -398,6 +421,7 @@ static int on_confirm_upgrade(mt_ws_t *ws, struct lws *wsi)
     up->offered = 0;
     up->protocol[0] = up->offer[0] = up->user_id[0] = '\0';
     up->auth = 0;
+    up->deflate = 0;
     const char *method, *extra, *problem;
     int status;
     char path[512];
@@ -406,9 +430,17 @@ static int on_confirm_upgrade(mt_ws_t *ws, struct lws *wsi)
     if (take_offer(wsi, up) != 0)
         return refuse(ws, wsi, 400, "bad_protocol_header", "other", MT_ERR_BAD_HANDSHAKE, NULL);
     char pattern[64];
+    int deflate = -1;
     if (!mt_script_match(ws->script, path, strlen(path), up->offered ? up->offer : NULL, pattern,
-                         sizeof pattern, up->protocol, sizeof up->protocol))
+                         sizeof pattern, up->protocol, sizeof up->protocol, &deflate))
         return refuse(ws, wsi, 404, "not_found", "other", MT_ERR_CONNECTION_FAILED, NULL);
+    if (deflate < 0)
+        deflate = strcmp(ws->cfg->permessage_deflate, "true") == 0;
+    if (deflate) {
+        char *offers = mt_request_header(wsi, WSI_TOKEN_EXTENSIONS, 1024);
+        up->deflate = mt_deflate_offer_ok(offers);
+        free(offers);
+    }
     if ((problem = handshake_problem(wsi, method, &status, &extra)))
         return refuse(ws, wsi, status, problem, pattern, MT_ERR_BAD_HANDSHAKE, extra);
     if (ws->cfg->allowed_origins.n) {
@@ -433,6 +465,8 @@ static void on_established(mt_ws_t *ws, struct lws *wsi)
     lws_set_opaque_user_data(wsi, c);
     c->wsi = wsi;
     watch_fd(ws, c, lws_get_socket_fd(wsi));
+    if (ws->upgrade.wsi == wsi && ws->upgrade.deflate)
+        c->deflate = c->scan.own = 1; /* its data frames are ours (ws.h) */
     c->opened_at = c->last_seen = c->tokens_at = mt_mono();
     c->tokens = ws->cfg->rate_limit_burst > 0 ? ws->cfg->rate_limit_burst : ws->cfg->rate_limit;
     mt_rand_uuid(ws->rand, &c->connection_id);
@@ -519,31 +553,104 @@ static void dispatch(mt_ws_t *ws, mt_conn_t *c, const char *data, size_t len, in
     mt_metric_observe(ws->message_duration, mt_mono() - t0);
 }
 
-void mt_ws_receive(mt_ws_t *ws, mt_conn_t *c, const char *in, size_t len, int final,
-                   size_t remaining, int binary)
+/* A message passed max_message_bytes (total: its size as far as known):
+ * closed 1009, and the rest of it dropped unread. */
+static void too_large(mt_ws_t *ws, mt_conn_t *c, size_t total, int final)
 {
-    double now = mt_mono();
+    ws->stats->errors[MT_ERR_MESSAGE_TOO_LARGE]++;
+    mt_buf_t *b =
+        mt_log_begin(ws->log, MT_LOG_WARNING, "moontide.ws", "message too large: closing", 26);
+    if (b) {
+        mt_conn_log_fields(c, b);
+        mt_json_kv_int(b, "bytes_at_least", (int64_t)total);
+        mt_json_kv_int(b, "max_message_bytes", ws->cfg->max_message_bytes);
+        mt_log_end(ws->log);
+    }
+    mt_buf_free(&c->rx);
+    c->rx_discard = !final;
+    mt_conn_close(ws->conns, c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large", 17, 0);
+}
+
+/* Message bytes came at now: the peer is alive. 0 if they are to be
+ * dropped (closing, or the rest of an oversize message). */
+static int rx_heard(mt_conn_t *c, int final, double now)
+{
     c->last_seen = now;
     c->ping_sent = 0;
     if (c->closing || c->peer_closed || c->rx_discard) {
         if (final)
             c->rx_discard = 0;
+        return 0;
+    }
+    return 1;
+}
+
+/* A large one-off message should not pin its buffer for the life of the
+ * connection. */
+static void rx_done(mt_conn_t *c)
+{
+    if (c->rx.cap > 64 * 1024)
+        mt_buf_free(&c->rx);
+    else
+        mt_buf_reset(&c->rx);
+}
+
+/* A connection with compression: its message bytes, from the scanner in
+ * own mode (lws sees none of them). Assembled, inflated when the message
+ * came compressed, checked (lws checks the UTF-8 of the others), and
+ * dispatched like any message. */
+static void receive_own(mt_ws_t *ws, mt_conn_t *c, const uint8_t *p, size_t len, int flags)
+{
+    int final = (flags & MT_WSF_FINAL) != 0, binary = (flags & MT_WSF_BINARY) != 0;
+    double now = mt_mono();
+    if (!rx_heard(c, final, now))
+        return;
+    size_t max = (size_t)ws->cfg->max_message_bytes;
+    if (c->rx.len + len > max) {
+        too_large(ws, c, c->rx.len + len, final);
         return;
     }
+    const char *data = (const char *)p;
+    size_t n = len;
+    if (!final || c->rx.len) {
+        mt_buf_add(&c->rx, p, len);
+        if (!final)
+            return;
+        data = c->rx.data;
+        n = c->rx.len;
+    }
+    if (flags & MT_WSF_COMPRESSED) {
+        mt_inflate_result_t rc = mt_deflate_inflate(&ws->deflate, data, n, max);
+        if (rc != MT_INFLATE_OK) {
+            rx_done(c);
+            if (rc == MT_INFLATE_TOO_LARGE)
+                too_large(ws, c, max + 1, 1);
+            else
+                protocol_violation(ws, c, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
+                                   "invalid compressed data", 23);
+            return;
+        }
+        data = ws->deflate.inflated.data;
+        n = ws->deflate.inflated.len;
+    }
+    if (!binary && !mt_utf8_valid(data, n)) {
+        rx_done(c);
+        protocol_violation(ws, c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text is not UTF-8", 17);
+        return;
+    }
+    dispatch(ws, c, data, n, binary, now);
+    rx_done(c);
+}
+
+void mt_ws_receive(mt_ws_t *ws, mt_conn_t *c, const char *in, size_t len, int final,
+                   size_t remaining, int binary)
+{
+    double now = mt_mono();
+    if (!rx_heard(c, final, now))
+        return;
     size_t total = c->rx.len + len + remaining;
     if (total > (size_t)ws->cfg->max_message_bytes) {
-        ws->stats->errors[MT_ERR_MESSAGE_TOO_LARGE]++;
-        mt_buf_t *b =
-            mt_log_begin(ws->log, MT_LOG_WARNING, "moontide.ws", "message too large: closing", 26);
-        if (b) {
-            mt_conn_log_fields(c, b);
-            mt_json_kv_int(b, "bytes_at_least", (int64_t)total);
-            mt_json_kv_int(b, "max_message_bytes", ws->cfg->max_message_bytes);
-            mt_log_end(ws->log);
-        }
-        mt_buf_free(&c->rx);
-        c->rx_discard = !final;
-        mt_conn_close(ws->conns, c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large", 17, 0);
+        too_large(ws, c, total, final);
         return;
     }
     if (final && c->rx.len == 0) {
@@ -554,20 +661,14 @@ void mt_ws_receive(mt_ws_t *ws, mt_conn_t *c, const char *in, size_t len, int fi
     if (!final)
         return;
     dispatch(ws, c, c->rx.data, c->rx.len, binary, now);
-    /* A large one-off message should not pin its buffer for the life of
-     * the connection. */
-    if (c->rx.cap > 64 * 1024)
-        mt_buf_free(&c->rx);
-    else
-        mt_buf_reset(&c->rx);
+    rx_done(c);
 }
 
-/* Appends a server (unmasked) frame: header, then payload (RFC 6455 5.2). */
-static void add_frame(mt_buf_t *b, const mt_frame_t *f)
+/* A server (unmasked) frame's header (RFC 6455 5.2) into h; its length. */
+static size_t frame_header(unsigned char h[10], const mt_frame_t *f)
 {
-    unsigned char h[10];
     size_t hl = 2;
-    h[0] = (unsigned char)(0x80 | f->opcode);
+    h[0] = (unsigned char)(0x80 | (f->rsv1 ? 0x40 : 0) | f->opcode);
     if (f->len < 126) {
         h[1] = (unsigned char)f->len;
     } else if (f->len < 65536) {
@@ -581,8 +682,22 @@ static void add_frame(mt_buf_t *b, const mt_frame_t *f)
             h[2 + i] = (unsigned char)((uint64_t)f->len >> (56 - 8 * i));
         hl = 10;
     }
-    mt_buf_add(b, h, hl);
+    return hl;
+}
+
+/* Appends a server frame: header, then payload. */
+static void add_frame(mt_buf_t *b, const mt_frame_t *f)
+{
+    unsigned char h[10];
+    mt_buf_add(b, h, frame_header(h, f));
     mt_buf_add(b, f->data + LWS_PRE, f->len);
+}
+
+/* The frame as it goes to c: with compression, its compressed twin when
+ * that is smaller (made once, shared by every recipient). */
+static mt_frame_t *on_wire(mt_ws_t *ws, const mt_conn_t *c, mt_frame_t *f)
+{
+    return c->deflate ? mt_deflate_frame(&ws->deflate, f) : f;
 }
 
 /*
@@ -597,7 +712,7 @@ static void add_frame(mt_buf_t *b, const mt_frame_t *f)
 static int write_queue(mt_ws_t *ws, struct lws *wsi, mt_conn_t *c)
 {
     while (c->q.len && !lws_partial_buffered(wsi)) {
-        mt_frame_t *f = mt_sendq_peek(&c->q);
+        mt_frame_t *f = on_wire(ws, c, mt_sendq_peek(&c->q));
         uint32_t n = 1;
         if (c->q.len > 1 && f->len + 10 <= COALESCE_MAX) {
             mt_buf_t *b = &ws->coalesce;
@@ -605,13 +720,22 @@ static int write_queue(mt_ws_t *ws, struct lws *wsi, mt_conn_t *c)
             mt_buf_reserve(b, LWS_PRE + COALESCE_MAX);
             b->len = LWS_PRE;
             for (n = 0; n < c->q.len; n++) {
-                const mt_frame_t *g = c->q.items[(c->q.head + n) % c->q.cap];
+                const mt_frame_t *g = on_wire(ws, c, c->q.items[(c->q.head + n) % c->q.cap]);
                 if (b->len - LWS_PRE + g->len + 10 > COALESCE_MAX)
                     break;
                 add_frame(b, g);
             }
             size_t len = b->len - LWS_PRE;
             if (lws_write(wsi, (unsigned char *)b->data + LWS_PRE, len, LWS_WRITE_RAW) < (int)len)
+                return -1;
+        } else if (f->rsv1) {
+            /* lws cannot set RSV1: the header goes in the headroom, the
+             * same bytes for every recipient of a shared frame. */
+            unsigned char h[10];
+            size_t hl = frame_header(h, f);
+            unsigned char *start = mt_frame_payload(f) - hl;
+            memcpy(start, h, hl);
+            if (lws_write(wsi, start, hl + f->len, LWS_WRITE_RAW) < (int)(hl + f->len))
                 return -1;
         } else if (lws_write(wsi, mt_frame_payload(f), f->len,
                              f->opcode == MT_FRAME_PONG     ? LWS_WRITE_PONG
@@ -763,6 +887,7 @@ void mt_ws_free(mt_ws_t *ws)
     ws->pending = NULL;
     ws->npending = ws->cappending = 0;
     mt_buf_free(&ws->coalesce);
+    mt_deflate_free(&ws->deflate);
 }
 
 static int on_writable(mt_ws_t *ws, struct lws *wsi, mt_conn_t *c)
@@ -897,6 +1022,8 @@ int mt_ws_callback(mt_ws_t *ws, struct lws *wsi, enum lws_callback_reasons reaso
                        "cannot answer the subprotocol offer: upgrade refused");
             return -1;
         }
+        if (ws->upgrade.wsi == wsi && ws->upgrade.deflate)
+            return answer_deflate(in);
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
         on_established(ws, wsi);

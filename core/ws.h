@@ -24,6 +24,14 @@
  * close 1008), an optional Origin allow-list (403 before the upgrade), and
  * binary messages only on routes that accept them (else close 1003).
  *
+ * Compression (permessage_deflate, per server or route; deflate.h): lws is
+ * not given the extension (in lws 4.1 it stalls and corrupts messages and
+ * costs ~29 KB per connection). The upgrade's answer names it, the frame
+ * scanner takes such a connection's data frames in own mode (wsframe.h),
+ * messages are assembled and inflated here (past max_message_bytes
+ * inflated: 1009; bad DEFLATE data: 1007; text that is not UTF-8: 1007),
+ * and the flush phase writes each frame's compressed twin with RSV1 set.
+ *
  * An edge: it owns the sockets' side of the connections and calls down
  * into the script host, the channel layer and the connections (conn.h),
  * whose hooks (mt_ws_conn_hooks) tell it when a connection wants writing.
@@ -39,6 +47,7 @@
 #include "channel.h"
 #include "config.h"
 #include "conn.h"
+#include "deflate.h"
 #include "frame.h"
 #include "log.h"
 #include "metrics.h"
@@ -73,6 +82,7 @@ typedef struct mt_ws_upgrade {
     char pcol_name[64];         /* its name during a handshake */
     double auth;                /* the identity the route's authorize gave; 0: none */
     char user_id[128];          /* its user_id; "" for none */
+    int deflate;                /* permessage-deflate accepted (deflate.h) */
 } mt_ws_upgrade_t;
 
 /* The WebSocket side's own state, one per runtime. */
@@ -82,6 +92,7 @@ typedef struct mt_ws {
     mt_conn_t **pending;     /* connections given frames this turn (NULL: gone) */
     uint32_t npending, cappending;
     mt_buf_t coalesce;       /* several queued frames, one write */
+    mt_deflate_t deflate;    /* permessage-deflate's streams, shared by every connection */
     mt_ws_upgrade_t upgrade; /* the handshake in progress */
     mt_conn_t **by_fd;       /* open WebSockets by socket, for mt_ws_inspect */
     int nfds;

@@ -10,6 +10,7 @@ enum {
     MODE_PASS,    /* a data frame: its bytes go on to lws */
     MODE_CONTROL, /* a control frame: collected here, kept out */
     MODE_DROP,    /* after a close or a violation: skipped */
+    MODE_DATA,    /* own mode: a data frame, reported as it comes */
 };
 
 int mt_wsframe_valid_close_code(int code)
@@ -87,6 +88,19 @@ static void control_done(mt_wsframe_t *s, uint8_t *buf, size_t cap, size_t *o, m
     s->ctl_len = 0;
 }
 
+/* Own mode: k payload bytes of a data frame, unmasked in place and
+ * reported; last: they end the frame. */
+static void data_chunk(mt_wsframe_t *s, uint8_t *p, size_t k, int last, mt_wsframe_cb cb, void *ud)
+{
+    const uint8_t *mask = s->hdr + s->need - 4;
+    unsigned at = s->mask_at;
+    for (size_t j = 0; j < k; j++)
+        p[j] ^= mask[(at + j) & 3];
+    s->mask_at = (uint8_t)((at + k) & 3);
+    int flags = s->msg_flags | (last && (s->hdr[0] & 0x80) ? MT_WSF_FINAL : 0);
+    cb(ud, MT_WSF_DATA, flags, p, k);
+}
+
 /* The header is complete: decide what happens to the frame. 0, or -1 when
  * the stream cannot be parsed further. */
 static int header_done(mt_wsframe_t *s, mt_wsframe_cb cb, void *ud)
@@ -114,9 +128,24 @@ static int header_done(mt_wsframe_t *s, mt_wsframe_cb cb, void *ud)
                       : control && n > 125                      ? "control frame longer than 125 bytes"
                       : control && rsv                          ? "reserved bits on a control frame"
                                                                 : NULL;
+    if (!why && !control && s->own && !s->closed) {
+        why = opcode == 0 && !s->in_msg  ? "continuation frame without a message"
+              : opcode != 0 && s->in_msg ? "new message before the last one ended"
+              : rsv & 0x30               ? "reserved bits RSV2 or RSV3"
+              : opcode == 0 && rsv       ? "RSV1 on a continuation frame"
+                                         : NULL;
+    }
     if (why) {
         violation(s, 1002, why, cb, ud);
         s->mode = MODE_DROP; /* the violating frame itself never reaches lws */
+    } else if (!control && s->own && !s->closed) {
+        if (opcode != 0)
+            s->msg_flags =
+                (uint8_t)((opcode == 2 ? MT_WSF_BINARY : 0) | (rsv & 0x40 ? MT_WSF_COMPRESSED : 0));
+        s->in_msg = !fin;
+        s->mask_at = 0;
+        s->empty = n == 0;
+        s->mode = MODE_DATA;
     } else if (control && (!s->closed || opcode == 8)) {
         s->mode = MODE_CONTROL;
         if (n)
@@ -142,7 +171,7 @@ size_t mt_wsframe_scan(mt_wsframe_t *s, uint8_t *buf, size_t len, size_t cap, mt
             if (s->hlen == 1) {
                 /* Kept back from its first byte: control frames, and
                  * reserved opcodes (lws would start a close of its own). */
-                int opcode = c & 15, keep = (opcode & 8) || reserved_opcode(opcode);
+                int opcode = c & 15, keep = (opcode & 8) || reserved_opcode(opcode) || s->own;
                 s->mode = s->closed ? (opcode == 8 ? MODE_CONTROL : MODE_DROP)
                                     : keep ? MODE_CONTROL : MODE_PASS;
             } else if (s->hlen == 2) {
@@ -167,13 +196,18 @@ size_t mt_wsframe_scan(mt_wsframe_t *s, uint8_t *buf, size_t len, size_t cap, mt
                 const uint8_t *mask = s->hdr + s->need - 4;
                 for (size_t j = 0; j < k; j++, s->ctl_len++)
                     s->ctl[s->ctl_len] = buf[i + j] ^ mask[s->ctl_len & 3];
+            } else if (s->mode == MODE_DATA) {
+                data_chunk(s, buf + i, k, k == s->remaining, cb, ud);
             }
             i += k;
             s->remaining -= k;
         }
+
         if (s->hlen && s->hlen == s->need && s->remaining == 0) {
             if (s->mode == MODE_CONTROL)
                 control_done(s, buf, cap, &o, cb, ud);
+            else if (s->mode == MODE_DATA && s->empty)
+                data_chunk(s, buf + i, 0, 1, cb, ud); /* its end still counts */
             s->hlen = s->need = 0;
             /* A close that came in pieces was written back over bytes not
              * yet scanned: after a close only closes matter, drop them. */

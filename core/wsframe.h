@@ -20,9 +20,16 @@
  *     with its close code, and nothing from that frame on reaches lws;
  *   - after a close frame or a violation, only further close frames pass
  *     (the ack of a close of ours); all else is dropped.
+ * Own mode (set s->own before the first byte; a connection that negotiated
+ * permessage-deflate, which lws 4.1 cannot be given safely): data frames do
+ * not reach lws either. The scanner checks their sequence (a continuation
+ * needs a message under way, a new message needs none, RSV1 only on a
+ * message's first frame, RSV2/RSV3 never: 1002) and reports their payload,
+ * unmasked, as MT_WSF_DATA chunks; the caller assembles, inflates and
+ * validates messages.
  * Socket-free and incremental: a frame may be split anywhere across calls.
  *
- * Owns: the scan state, embedded in a connection (40 bytes), and the
+ * Owns: the scan state, embedded in a connection (48 bytes), and the
  * payload of a control frame while it is being collected (at most 125
  * bytes, freed when the frame ends or by mt_wsframe_free). Can't fail.
  */
@@ -38,7 +45,14 @@ typedef enum {
     MT_WSF_PONG,      /* a pong arrived */
     MT_WSF_CLOSE,     /* a valid close: code (1005 when none), reason */
     MT_WSF_VIOLATION, /* fail the connection with code; reason says why */
+    MT_WSF_DATA,      /* own mode: message bytes, unmasked; code: MT_WSF_* flags */
 } mt_wsframe_event_t;
+
+/* MT_WSF_DATA's flags: of the message (as its first frame said), and
+ * whether these are its last bytes. */
+#define MT_WSF_BINARY 1
+#define MT_WSF_COMPRESSED 2 /* RSV1 on the first frame (permessage-deflate) */
+#define MT_WSF_FINAL 4
 
 /* Returns, for MT_WSF_CLOSE only, 1 to put the close back in the stream
  * for lws, 0 to keep it out. */
@@ -55,6 +69,11 @@ typedef struct mt_wsframe {
     uint8_t ctl_len;    /* control payload bytes collected */
     uint8_t closed;     /* a close came, or a violation: only closes pass now */
     uint8_t dead;       /* the stream cannot be parsed any more: drop it all */
+    uint8_t own;        /* own mode: data frames are reported, not passed */
+    uint8_t in_msg;     /* own mode: a fragmented message awaits continuations */
+    uint8_t msg_flags;  /* own mode: the message's MT_WSF_BINARY | _COMPRESSED */
+    uint8_t mask_at;    /* own mode: payload bytes of this frame unmasked, mod 4 */
+    uint8_t empty;      /* own mode: this data frame has no payload */
 } mt_wsframe_t;
 
 /**

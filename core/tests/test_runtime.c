@@ -69,8 +69,8 @@ int main(int argc, char **argv)
     CHECK_STR(rt.script.reload_result, "failure");
     CHECK(rt.script.reload_error && strstr(rt.script.reload_error, "chat.lua") != NULL);
     char pattern[64];
-    CHECK(mt_script_match(&rt.script, "/ws/chat/x/", 11, NULL, pattern, sizeof pattern, NULL,
-                          0) == 1);
+    CHECK(mt_script_match(&rt.script, "/ws/chat/x/", 11, NULL, pattern, sizeof pattern, NULL, 0,
+                          NULL) == 1);
 
     /* Two halves: prepared is not switched; abort keeps the running one. */
     write_file("handlers/chat.lua", "return { on_message = function() end }\n");

@@ -62,10 +62,11 @@ int main(int argc, char **argv)
     CHECK(rt.script.generation == 1);
 
     char pattern[64];
-    CHECK(mt_script_match(&rt.script, "/ws/chat/lobby/", 15, NULL, pattern, sizeof pattern, NULL,
-                          0) == 1);
+    CHECK(mt_script_match(&rt.script, "/ws/chat/lobby/", 15, NULL, pattern, sizeof pattern, NULL, 0,
+                          NULL) == 1);
     CHECK_STR(pattern, "/ws/chat/{room}/");
-    CHECK(mt_script_match(&rt.script, "/nope", 5, NULL, pattern, sizeof pattern, NULL, 0) == 0);
+    CHECK(mt_script_match(&rt.script, "/nope", 5, NULL, pattern, sizeof pattern, NULL, 0, NULL) ==
+          0);
 
     /* Guards nest, and leaving one restores what was there. */
     mt_script_guard_t outer = mt_script_guard_enter(&rt.script, "outer");
@@ -89,7 +90,7 @@ int main(int argc, char **argv)
         bad |= rt.stats.errors[MT_ERR_HANDLER] != 3;
         bad |= rt.script.ffi_entry != NULL;
         bad |= mt_script_match(&rt.script, "/ws/chat/lobby/", 15, NULL, pattern, sizeof pattern,
-                               NULL, 0) != 1;
+                               NULL, 0, NULL) != 1;
         _exit(bad ? 3 : 0);
     }
     int status = 0;

@@ -168,11 +168,92 @@ static void test_violations(void)
     CHECK(mt_wsframe_scan(&d, bad, sizeof bad, sizeof bad, record, &e) == 0);
 }
 
+/* Own mode: a message's bytes, joined, and the flags of its last chunk. */
+typedef struct {
+    char data[512];
+    size_t len;
+    int flags, finals, violation;
+} own_t;
+
+static int record_own(void *ud, mt_wsframe_event_t ev, int code, const uint8_t *p, size_t len)
+{
+    own_t *o = ud;
+    if (ev == MT_WSF_DATA) {
+        memcpy(o->data + o->len, p, len);
+        o->len += len;
+        o->flags = code;
+        o->finals += (code & MT_WSF_FINAL) != 0;
+    } else if (ev == MT_WSF_VIOLATION) {
+        o->violation = code;
+    }
+    return 1;
+}
+
+static void test_own_mode(void)
+{
+    uint8_t in[256], buf[256];
+    /* A compressed binary message in three fragments (one empty), a ping
+     * between: the data is reported unmasked, nothing reaches lws. */
+    size_t n = frame(in, 0, 2, "abc", 3, 1);
+    in[0] |= 0x40; /* RSV1 */
+    n += frame(in + n, 1, 9, "p", 1, 1);
+    n += frame(in + n, 0, 0, "", 0, 1);
+    n += frame(in + n, 1, 0, "defgh", 5, 1);
+    for (size_t chop = 1; chop <= n; chop++) {
+        mt_wsframe_t s = {0};
+        s.own = 1;
+        own_t o = {0};
+        size_t kept = 0;
+        for (size_t at = 0; at < n; at += chop) {
+            size_t k = n - at < chop ? n - at : chop;
+            memcpy(buf, in + at, k);
+            kept += mt_wsframe_scan(&s, buf, k, sizeof buf, record_own, &o);
+        }
+        CHECK(kept == 0);
+        CHECK(o.len == 8 && memcmp(o.data, "abcdefgh", 8) == 0);
+        CHECK(o.finals == 1 && o.flags == (MT_WSF_BINARY | MT_WSF_COMPRESSED | MT_WSF_FINAL));
+        CHECK(o.violation == 0);
+        mt_wsframe_free(&s);
+    }
+    /* An empty final text frame is still a message. */
+    mt_wsframe_t s = {0};
+    s.own = 1;
+    own_t o = {0};
+    n = frame(in, 1, 1, "", 0, 1);
+    memcpy(buf, in, n);
+    CHECK(mt_wsframe_scan(&s, buf, n, sizeof buf, record_own, &o) == 0);
+    CHECK(o.finals == 1 && o.flags == MT_WSF_FINAL && o.len == 0);
+    /* Sequence rules: each case's second frame is a violation (1002). */
+    static const struct {
+        int op1, fin1, rsv1, op2, rsv2;
+    } bad[] = {
+        {1, 0, 0x40, 0, 0x40}, /* RSV1 on a continuation */
+        {1, 1, 0, 1, 0x20},    /* RSV2 */
+        {1, 1, 0, 0, 0},       /* a continuation with no message */
+        {1, 0, 0, 2, 0},       /* a new message before the last ended */
+    };
+    for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
+        mt_wsframe_t v = {0};
+        v.own = 1;
+        own_t w = {0};
+        n = frame(in, bad[t].fin1, bad[t].op1, "a", 1, 1);
+        in[0] |= (uint8_t)bad[t].rsv1;
+        size_t second = n;
+        n += frame(in + n, 1, bad[t].op2, "b", 1, 1);
+        in[second] |= (uint8_t)bad[t].rsv2;
+        memcpy(buf, in, n);
+        mt_wsframe_scan(&v, buf, n, sizeof buf, record_own, &w);
+        CHECK(w.violation == 1002);
+        CHECK(w.len == 1 && w.data[0] == 'a'); /* the violating frame is not reported */
+    }
+}
+
 int main(void)
 {
     test_data_passes_and_controls_are_taken_out();
     test_a_valid_close_is_reported_and_put_back();
     test_violations();
+    test_own_mode();
     CHECK(mt_wsframe_valid_close_code(1000) && mt_wsframe_valid_close_code(4999));
     CHECK(!mt_wsframe_valid_close_code(1015) && !mt_wsframe_valid_close_code(2999));
     return CHECK_DONE();

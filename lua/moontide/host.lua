@@ -21,7 +21,9 @@
 --
 -- Routes come from the `routes` module in the scripts directory: a list
 -- of { path = "/ws/chat/{room}/", handler = "handlers.chat" } (add
--- binary = true to accept binary messages; otherwise they close 1003; add
+-- binary = true to accept binary messages; otherwise they close 1003;
+-- permessage_deflate = true or false overrides the server's setting of
+-- that name for the route; add
 -- protocols = { "chat.v2", "chat.v1" } to accept those subprotocols: a
 -- client offering Sec-WebSocket-Protocol gets the first of its offers the
 -- route accepts, as conn.protocol, or none, per RFC 6455). A `{name}`
@@ -136,12 +138,16 @@ local function load_routes()
             error("route " .. i .. " needs path and handler", 0)
         end
         local pattern, params_of = compile(r.path)
+        if r.permessage_deflate ~= nil and type(r.permessage_deflate) ~= "boolean" then
+            error("route " .. i .. ": permessage_deflate must be true or false", 0)
+        end
         compiled[#compiled + 1] = {
             path = r.path,
             pattern = pattern,
             params_of = params_of,
             handler_name = r.handler,
             binary = r.binary,
+            permessage_deflate = r.permessage_deflate,
             protocols = protocol_set(r.protocols, i),
             options = type(r.options) == "table" and r.options or {},
             origins = type(r.origins) == "table" and r.origins or {},
@@ -454,7 +460,8 @@ end
 
 --- The route pattern a path matches, or nil. With offered (the client's
 -- Sec-WebSocket-Protocol list), also the subprotocol chosen for it: the
--- first offered name the route accepts, or nil.
+-- first offered name the route accepts, or nil. Third: the route's
+-- permessage_deflate (nil: the server's setting decides).
 function _M.match(path, offered)
     local r = find(path)
     if not r then
@@ -463,11 +470,11 @@ function _M.match(path, offered)
     if offered and r.protocols then
         for name in offered:gmatch("[^,%s]+") do
             if r.protocols[name] then
-                return r.path, name
+                return r.path, name, r.permessage_deflate
             end
         end
     end
-    return r.path, nil
+    return r.path, nil, r.permessage_deflate
 end
 
 --- A connection was established: make its object, run on_open. Returns

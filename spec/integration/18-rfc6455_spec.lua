@@ -12,13 +12,7 @@ local TEXT, BINARY, CONT, CLOSE_OP, PING, PONG = 1, 2, 0, 8, 9, 10
 local ROUTES = [[
 return { { path = "/ws/echo/", handler = "handlers.echo", binary = true } }
 ]]
-local ECHO = [[
-local _M = {}
-function _M.on_message(conn, data, binary)
-    conn:send(data, binary)
-end
-return _M
-]]
+local ECHO = require("spec.support.util").read(server.ROOT .. "/spec/fixtures/handlers/echo.lua")
 
 describe("RFC 6455 conformance #integration", function()
     local srv

@@ -2,8 +2,9 @@
 -- protocol): two pages chat and see each other in the member list; the
 -- server is drained and started again (Redis keeps the rooms' history):
 -- the pages reconnect and resume, and what was typed meanwhile arrives
--- once; the status page shows the connections. A screenshot of the chat
--- page is kept in build/artifacts/chat.png.
+-- once; the status page shows the connections; compression
+-- (permessage-deflate) is negotiated and a long message crosses intact. A
+-- screenshot of the chat page is kept in build/artifacts/chat.png.
 local server = require "spec.support.server"
 local client = require "spec.support.client"
 local redis = require "spec.support.redis"
@@ -28,7 +29,7 @@ describe("the chat page in Chromium #integration #browser", function()
         r = redis.start()
         port = server.free_port()
         config = { port = port, redis_url = r.url, static_dir = server.ROOT .. "/public",
-            drain_reconnect_jitter = 0.2, log_level = "INFO" }
+            drain_reconnect_jitter = 0.2, permessage_deflate = true, log_level = "INFO" }
         srv = server.start({ config = config })
         b = browser.start()
         local page = ("http://127.0.0.1:%d/#browser"):format(port)
@@ -83,6 +84,26 @@ describe("the chat page in Chromium #integration #browser", function()
         end
         say(c, "after the restart")
         a:wait(MESSAGES .. ".length === 4", 10, "live again")
+    end)
+
+    it("negotiates permessage-deflate, and a long message crosses intact", function()
+        local answers = b:events("Network.webSocketHandshakeResponseReceived")
+        assert.is_true(#answers >= 2)
+        for _, e in ipairs(answers) do
+            local ext
+            for k, v in pairs(e.params.response.headers) do
+                if k:lower() == "sec-websocket-extensions" then
+                    ext = v
+                end
+            end
+            assert.equal("permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+                ext)
+        end
+        local long = ("a long message that compresses well; "):rep(60) .. "the end"
+        local before = a:eval(MESSAGES .. ".length")
+        say(c, long)
+        a:wait(MESSAGES .. ".length === " .. (before + 1), 10, "the long message")
+        assert.equal(long, a:eval(MESSAGES)[before + 1])
     end)
 
     it("shows the server's figures on the status page", function()

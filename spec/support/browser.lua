@@ -143,7 +143,16 @@ end
 
 function Browser:stop()
     pcall(self.ws.close, self.ws)
+    -- Chromium's helpers may still write to the profile for a moment after
+    -- the browser process has exited: remove it once they are done.
+    local dir = self.proc.dir
+    self.proc.dir = nil
     self.proc:stop()
+    if dir and not os.getenv("MOONTIDE_KEEP") then
+        server.eventually(function()
+            return os.execute("rm -rf '" .. dir .. "' 2>/dev/null") == 0
+        end, 10, "chromium's profile to be removable")
+    end
 end
 
 return _M

@@ -26,8 +26,8 @@ local KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 --- Opens a WebSocket to path on the loopback port; extra: more request
 -- header lines ("Name: value\r\n"); ctx: a TLS client context (wss).
--- Returns the client, or nil and the response head when the server did
--- not answer 101.
+-- Returns the client (c.head: the response head, for its headers), or nil
+-- and the response head when the server did not answer 101.
 function _M.connect(port, path, extra, ctx)
     local s = assert(socket.connect("127.0.0.1", port))
     if ctx then
@@ -54,7 +54,7 @@ function _M.connect(port, path, extra, ctx)
         s:close()
         return nil, text
     end
-    return setmetatable({ s = s }, Client)
+    return setmetatable({ s = s, head = text }, Client)
 end
 
 local ffi = require "ffi"
