@@ -500,14 +500,13 @@ out:
     return rc;
 }
 
+static void env_name(const char *key, char *name, size_t len);
+
 static int load_env(mt_config_t *cfg, char *err, size_t errlen)
 {
     for (size_t i = 0; i < NDESCS; i++) {
-        char name[64] = "MOONTIDE_";
-        size_t n = strlen(name);
-        for (const char *k = descs[i].key; *k && n < sizeof name - 1; k++)
-            name[n++] = (char)toupper((unsigned char)*k);
-        name[n] = '\0';
+        char name[64];
+        env_name(descs[i].key, name, sizeof name);
         const char *v = getenv(name);
         if (v && mt_config_set(cfg, descs[i].key, v, name, err, errlen) != 0)
             return -1;
@@ -515,15 +514,91 @@ static int load_env(mt_config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* The variable a setting is read from: MOONTIDE_ and the key in capitals. */
+static void env_name(const char *key, char *name, size_t len)
+{
+    size_t n = (size_t)snprintf(name, len, "MOONTIDE_");
+    for (; *key && n + 1 < len; key++)
+        name[n++] = (char)toupper((unsigned char)*key);
+    name[n] = '\0';
+}
+
+/* Levenshtein distance of two short names (capped at 32 characters). */
+static int distance(const char *a, size_t na, const char *b, size_t nb)
+{
+    int row[33];
+    na = na > 32 ? 32 : na;
+    nb = nb > 32 ? 32 : nb;
+    for (size_t j = 0; j <= nb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= na; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= nb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+int mt_config_env_typos(char *const *env,
+                        void (*fn)(void *ud, const char *name, const char *suggestion), void *ud)
+{
+    static const char *const tools[] = {"CONFIG",     "BINARY",      "KEEP",      "ROOT",
+                                        "DEPLOY_DIR", "DEPLOY_PORT", "BLUE_PORT", "GREEN_PORT"};
+    int count = 0;
+    for (; env && *env; env++) {
+        const char *eq = strchr(*env, '=');
+        if (strncmp(*env, "MOONTIDE_", 9) != 0 || !eq)
+            continue;
+        const char *rest = *env + 9;
+        size_t n = (size_t)(eq - rest);
+        int known = 0;
+        for (size_t i = 0; i < sizeof tools / sizeof tools[0] && !known; i++)
+            known = strlen(tools[i]) == n && strncmp(rest, tools[i], n) == 0;
+        char name[64], best[64] = "";
+        int best_d = 4; /* closer than this is a likely typo */
+        for (size_t i = 0; i < NDESCS && !known; i++) {
+            env_name(descs[i].key, name, sizeof name);
+            if (strlen(name) == n + 9 && strncmp(name + 9, rest, n) == 0) {
+                known = 1;
+            } else {
+                int d = distance(rest, n, name + 9, strlen(name) - 9);
+                if (d < best_d) {
+                    best_d = d;
+                    snprintf(best, sizeof best, "%s", name);
+                }
+            }
+        }
+        if (known)
+            continue;
+        char var[128];
+        snprintf(var, sizeof var, "%.*s", (int)(eq - *env), *env);
+        fn(ud, var, best[0] ? best : NULL);
+        count++;
+    }
+    return count;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: moontide [--config FILE] [--host H] [--port N] [--color blue|green]\n"
                "                [--scripts DIR] [--log-level LEVEL] [--workers N|auto]\n"
                "                [--help] [--version]\n"
+               "       moontide check [--config FILE] [--scripts DIR]\n"
                "\n"
                "Serves WebSocket handlers written in Lua, with health endpoints and metrics.\n"
                "Settings come from FILE (default conf/moontide.lua when it exists), then from\n"
-               "MOONTIDE_<KEY> environment variables, then from these flags.\n");
+               "MOONTIDE_<KEY> environment variables, then from these flags.\n"
+               "check loads the settings and the whole script set as the server would, prints\n"
+               "every error (file:line: message), and exits 0 if there is none, 1 if any.\n");
 }
 
 static const struct {

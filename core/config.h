@@ -53,6 +53,7 @@ typedef struct mt_config {
     char *tls_cert, *tls_key; /* PEM files: the port speaks TLS; NULL: plain */
     char *tls_allow_plain;    /* "true": plain HTTP too on the TLS port */
     char *permessage_deflate; /* "true": compression for clients that offer it (deflate.h) */
+    int check_only;           /* not a setting: `moontide check` loads and reports, never serves */
     mt_cidr_set_t trusted_proxies;
     double heartbeat_timeout;   /* seconds a pinged peer has to answer */
     double handshake_timeout;   /* seconds to finish HTTP headers / the upgrade */
@@ -110,5 +111,16 @@ int mt_config_cpus(void);
 
 /** The name of the i-th setting, or NULL past the last (tools, fuzzing). */
 const char *mt_config_key(size_t i);
+
+/**
+ * Environment variables named MOONTIDE_* that are neither a setting nor
+ * one of the project's tool variables (MOONTIDE_CONFIG, _BINARY, _KEEP,
+ * _ROOT, the deploy script's): almost always a misspelt setting, which
+ * would otherwise be ignored without a word. For each, calls fn with its
+ * name and the closest setting's variable (NULL when none is close).
+ * Returns how many there were. env: NULL-terminated, e.g. environ.
+ */
+int mt_config_env_typos(char *const *env,
+                        void (*fn)(void *ud, const char *name, const char *suggestion), void *ud);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include "clock.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <hiredis.h>
@@ -129,6 +130,12 @@ static int ref_field(lua_State *L, int table, const char *name)
 static int load_error(mt_script_t *s, const char *what)
 {
     lua_State *L = s->L;
+    if (s->cfg->check_only) { /* moontide check: "file:line: message" lines, no traceback */
+        const char *e = lua_tostring(L, -1);
+        const char *tb = e ? strstr(e, "\nstack traceback:") : NULL;
+        fprintf(stderr, "%.*s\n", tb ? (int)(tb - e) : (int)strlen(e ? e : ""), e ? e : "");
+        return -1;
+    }
     mt_buf_t *b =
         mt_log_begin(s->log, MT_LOG_CRITICAL, "moontide.script", "scripts failed to load", 22);
     if (b) {

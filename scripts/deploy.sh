@@ -12,14 +12,16 @@
 #               MOONTIDE_DEPLOY_PORT (8080, nginx), MOONTIDE_BLUE_PORT (8001),
 #               MOONTIDE_GREEN_PORT (8002), MOONTIDE_BINARY (build/moontide),
 #               MOONTIDE_CONFIG (conf/moontide.lua), DEPLOY_READY_TIMEOUT (30 s).
-# The old colour drains with SIGTERM: its clients get 1001 and a reconnect
-# hint, reconnect through nginx and land on the new colour.
+# Before anything is switched, `moontide check` loads the new colour's
+# settings and scripts; if it fails, nothing changes. The old colour drains
+# with SIGTERM: its clients get 1001 and a reconnect hint, reconnect
+# through nginx and land on the new colour.
 set -o errexit -o nounset -o pipefail
 
 COMPOSE_FILE=docker/docker-compose.yml
 
 usage() {
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
 }
 
 err() {
@@ -89,6 +91,9 @@ compose_deploy() {
     old=$(compose_active)
     target=$(other "$old")
     ((rebuild)) && compose build "app_$target"
+    say "checking the settings and scripts app_$target will run"
+    compose run --rm --no-deps -T "app_$target" check --config conf/moontide.lua ||
+        { err "moontide check failed: nothing switched, $old still serves"; exit 1; }
     say "starting app_$target"
     compose up -d --no-deps "app_$target"
     wait_for "app_$target to be ready" "${DEPLOY_READY_TIMEOUT:-30}" \
@@ -222,6 +227,9 @@ local_deploy() {
     else
         target=$(other "$old")
     fi
+    say "checking the settings and scripts app_$target will run"
+    "${MOONTIDE_BINARY:-build/moontide}" check --config "${MOONTIDE_CONFIG:-conf/moontide.lua}" ||
+        { err "moontide check failed: nothing switched${old:+, $old still serves}"; exit 1; }
     say "starting app_$target on port $(port_of "$target")"
     start_colour "$target" || { err "$old still serves"; exit 1; }
     write_upstream "$target"

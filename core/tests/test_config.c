@@ -22,8 +22,36 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
+static char typos[4][160];
+static int ntypos;
+
+static void typo(void *ud, const char *name, const char *suggestion)
+{
+    (void)ud;
+    snprintf(typos[ntypos++ & 3], sizeof typos[0], "%s>%s", name, suggestion ? suggestion : "-");
+}
+
+static void test_env_typos(void)
+{
+    char *env[] = {"MOONTIDE_PORT=1",
+                   "MOONTIDE_PROT=1",
+                   "MOONTIDE_BINARY=/x",
+                   "MOONTIDE_STATIC_DRI=p",
+                   "PATH=/bin",
+                   "MOONTIDE_ZZZZZZZZZZZZ=1",
+                   "MOONTIDE_DEPLOY_PORT=9",
+                   NULL};
+    ntypos = 0;
+    CHECK(mt_config_env_typos(env, typo, NULL) == 3);
+    CHECK_STR(typos[0], "MOONTIDE_PROT>MOONTIDE_PORT");
+    CHECK_STR(typos[1], "MOONTIDE_STATIC_DRI>MOONTIDE_STATIC_DIR");
+    CHECK_STR(typos[2], "MOONTIDE_ZZZZZZZZZZZZ>-"); /* nothing close */
+    CHECK(mt_config_env_typos(NULL, typo, NULL) == 0);
+}
+
 int main(void)
 {
+    test_env_typos();
     mt_config_t cfg;
     char *noargs[] = {"moontide", NULL};
     unsetenv("MOONTIDE_CONFIG");

@@ -71,7 +71,7 @@ local PARAM_CHARS = "[%w_%.~%-]+"
 -- parameters out of a matching path (a new table each call).
 local function compile(path)
     if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
-        error("route path must be a string starting with /", 0)
+        error("path must be a string starting with /", 0)
     end
     local names = {}
     local pattern = path:gsub("([%^%$%(%)%%%.%[%]%*%+%-%?])", "%%%1")
@@ -128,18 +128,25 @@ end
 -- compiled, or raises with the offending file in the message.
 local function load_routes()
     package_loaded.routes = nil
+    local file = package.searchpath("routes", package.path) or "routes.lua"
     local spec = require("routes")
     if type(spec) ~= "table" then
-        error("routes.lua must return a list of routes", 0)
+        error(file .. ": must return a list of routes", 0)
+    end
+    local function bad(i, why)
+        error(("%s: route %d: %s"):format(file, i, why), 0)
     end
     local compiled = {}
     for i, r in ipairs(spec) do
         if type(r) ~= "table" or type(r.handler) ~= "string" then
-            error("route " .. i .. " needs path and handler", 0)
+            bad(i, "needs path and handler")
         end
-        local pattern, params_of = compile(r.path)
+        local ok, pattern, params_of = pcall(compile, r.path)
+        if not ok then
+            bad(i, pattern)
+        end
         if r.permessage_deflate ~= nil and type(r.permessage_deflate) ~= "boolean" then
-            error("route " .. i .. ": permessage_deflate must be true or false", 0)
+            bad(i, "permessage_deflate must be true or false")
         end
         compiled[#compiled + 1] = {
             path = r.path,
@@ -190,12 +197,18 @@ local function app_searcher(name)
 end
 table.insert(package.loaders, 2, app_searcher)
 
+-- Every file is compiled before anything runs; the error names each file
+-- that does not compile, one "file:line: message" per line.
 local function compile_all(files)
+    local errors = {}
     for _, file in ipairs(files or {}) do
         local ok, err = loadfile(file)
         if not ok then
-            error(err, 0)
+            errors[#errors + 1] = err
         end
+    end
+    if #errors > 0 then
+        error(table.concat(errors, "\n"), 0)
     end
 end
 

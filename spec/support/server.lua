@@ -157,12 +157,10 @@ function _M.cleanup()
     started = {}
 end
 
---- Starts a server. opts: config (table of settings), files (path under
--- the scripts directory -> content), env (name -> value), args (extra
--- argv), wrapper (a command to run the binary under, as a list), wait
--- (false: do not wait for "listening"), timeout (seconds to wait).
-function _M.start(opts)
-    opts = opts or {}
+--- An app in a new temporary directory, as start() runs one: dir/lua (the
+-- project's scripts, opts.files written over them) and dir/moontide.lua
+-- (opts.config over the spec defaults). Returns dir.
+function _M.app(opts)
     local dir = assert(io.popen("mktemp -d /tmp/moontide-spec-XXXXXX")):read("*l")
     sh("cp -r '" .. _M.ROOT .. "/lua' '" .. dir .. "/lua'")
     for path, text in pairs(opts.files or {}) do
@@ -181,7 +179,16 @@ function _M.start(opts)
     end
     lines[#lines + 1] = "}"
     write_file(dir .. "/moontide.lua", table.concat(lines, "\n"))
+    return dir
+end
 
+--- Starts a server. opts: config (table of settings), files (path under
+-- the scripts directory -> content), env (name -> value), args (extra
+-- argv), wrapper (a command to run the binary under, as a list), wait
+-- (false: do not wait for "listening"), timeout (seconds to wait).
+function _M.start(opts)
+    opts = opts or {}
+    local dir = _M.app(opts)
     local self = setmetatable({ dir = dir, log_path = dir .. "/moontide.log" }, Server)
     local argv = { "--config", dir .. "/moontide.lua" }
     for _, a in ipairs(opts.args or {}) do
