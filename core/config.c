@@ -27,6 +27,7 @@ typedef enum {
     CFG_LEVEL,  /* log level name */
     CFG_CIDRS,  /* list of addresses or CIDR blocks */
     CFG_STRS,   /* list of strings */
+    CFG_BOUNDS, /* histogram bounds: positive numbers, ascending */
     CFG_CHOICE, /* one of the words in expected, separated by " or " / ", " */
     CFG_CLOSE,  /* a drain close code: 1001 or 1012 */
     CFG_AUTO,   /* "auto" (stored as 0) or an integer in [min, max] */
@@ -98,6 +99,9 @@ static const cfg_desc_t descs[] = {
     {"tls_key", CFG_OPTSTR, F(tls_key), 0, 0, "the PEM private key file of tls_cert"},
     {"tls_allow_plain", CFG_CHOICE, F(tls_allow_plain), 0, 0, "true or false"},
     {"permessage_deflate", CFG_CHOICE, F(permessage_deflate), 0, 0, "true or false"},
+    {"message_duration_buckets", CFG_BOUNDS, F(message_duration_buckets), 0, 0,
+     "1 to 64 positive numbers of seconds in ascending order (comma-separated in the "
+     "environment)"},
     {"trusted_proxies", CFG_CIDRS, F(trusted_proxies), 0, 0,
      "a list of IP addresses or CIDR blocks (comma-separated in the environment)"},
 };
@@ -164,6 +168,13 @@ void mt_config_init(mt_config_t *cfg)
     cfg->lua_jit = mt_xstrdup("on");
     cfg->tls_allow_plain = mt_xstrdup("false");
     cfg->permessage_deflate = mt_xstrdup("false");
+    /* 10 us to 10 s in 1-2.5-5 steps: moontide answers in microseconds, a
+     * slow handler takes seconds, and a p95 must be readable for both. */
+    static const double buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                     0.0025,  0.005,    0.01,    0.025,  0.05,    0.1,    0.25,
+                                     0.5,     1,        2.5,     5,      10};
+    cfg->message_duration_buckets.n = (int)(sizeof buckets / sizeof buckets[0]);
+    memcpy(cfg->message_duration_buckets.v, buckets, sizeof buckets);
     cfg->static_dir = mt_xstrdup("public");
     cfg->static_max_bytes = 16 << 20;
     cfg->lua_memory_limit = 256 << 20;
@@ -370,6 +381,28 @@ int mt_config_set(mt_config_t *cfg, const char *key, const char *value, const ch
             return bad(d, value, source, err, errlen);
         *(int *)(base + d->offset) = atoi(value);
         return 0;
+    case CFG_BOUNDS: {
+        mt_bounds_t b = {.n = 0};
+        const char *p = value, *item;
+        size_t n;
+        while ((item = next_item(&p, &n))) {
+            char text[64];
+            double x;
+            if (!n)
+                continue;
+            if (n >= sizeof text || b.n == MT_BOUNDS_MAX)
+                return bad(d, value, source, err, errlen);
+            memcpy(text, item, n);
+            text[n] = '\0';
+            if (parse_number(text, &x) != 0 || x <= 0 || (b.n && x <= b.v[b.n - 1]))
+                return bad(d, value, source, err, errlen);
+            b.v[b.n++] = x;
+        }
+        if (!b.n)
+            return bad(d, value, source, err, errlen);
+        *(mt_bounds_t *)(base + d->offset) = b;
+        return 0;
+    }
     case CFG_STRS: {
         mt_strlist_t list = {NULL, 0};
         const char *p = value, *item;
@@ -435,7 +468,7 @@ static int lua_value_text(lua_State *L, mt_buf_t *out)
         size_t len = lua_objlen(L, -1);
         for (size_t i = 1; i <= len; i++) {
             lua_rawgeti(L, -1, (int)i);
-            if (lua_type(L, -1) != LUA_TSTRING) {
+            if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
                 lua_pop(L, 1);
                 return -1;
             }

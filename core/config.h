@@ -29,6 +29,13 @@ typedef struct mt_strlist {
 /** 1 if s is one of the list's items. */
 int mt_strlist_contains(const mt_strlist_t *l, const char *s);
 
+/* Histogram bucket bounds: positive, strictly ascending. */
+#define MT_BOUNDS_MAX 64
+typedef struct mt_bounds {
+    double v[MT_BOUNDS_MAX];
+    int n;
+} mt_bounds_t;
+
 typedef struct mt_config {
     char *config_path; /* the file that was read, or NULL */
     char *host;
@@ -53,6 +60,7 @@ typedef struct mt_config {
     char *tls_cert, *tls_key; /* PEM files: the port speaks TLS; NULL: plain */
     char *tls_allow_plain;    /* "true": plain HTTP too on the TLS port */
     char *permessage_deflate; /* "true": compression for clients that offer it (deflate.h) */
+    mt_bounds_t message_duration_buckets; /* websocket_message_duration_seconds' bounds */
     int check_only;           /* not a setting: `moontide check` loads and reports, never serves */
     mt_cidr_set_t trusted_proxies;
     double heartbeat_timeout;   /* seconds a pinged peer has to answer */

@@ -52,7 +52,7 @@ static void on_lag_probe(uv_timer_t *t)
 void mt_instruments_init(mt_instruments_t *in, uv_loop_t *loop, mt_metrics_t *metrics,
                          mt_log_t *log, const mt_stats_t *stats, const mt_process_t *proc,
                          const mt_conns_t *conns, const mt_channel_t *channel,
-                         const mt_script_t *script)
+                         const mt_script_t *script, const mt_bounds_t *message_buckets)
 {
     in->loop = loop;
     in->metrics = metrics;
@@ -73,9 +73,17 @@ void mt_instruments_init(mt_instruments_t *in, uv_loop_t *loop, mt_metrics_t *me
                "error_type");
     for (int i = 0; i < MT_ERR__COUNT; i++)
         in->errors[i] = labelled(in, f, mt_error_type_name((mt_error_type_t)i));
-    in->message_duration =
-        single(in, MT_METRIC_HISTOGRAM, "websocket_message_duration_seconds",
-               "Time spent processing a received WebSocket message (decode, handler, enqueue)");
+    mt_family_t *md;
+    char merr[256];
+    if (mt_metrics_family(metrics, MT_METRIC_HISTOGRAM, "websocket_message_duration_seconds",
+                          "Time spent processing a received WebSocket message (decode, handler, "
+                          "enqueue)",
+                          NULL, 0, message_buckets->v, message_buckets->n, &md, merr,
+                          sizeof merr) != 0) {
+        mt_log_msg(log, MT_LOG_CRITICAL, "moontide.metrics", "%s", merr);
+        abort();
+    }
+    in->message_duration = mt_metrics_series(metrics, md, NULL, NULL);
 
     char err[256];
     const char *http_labels[] = {"method", "endpoint", "status"};

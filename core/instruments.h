@@ -61,12 +61,13 @@ typedef struct mt_instruments {
     mt_buf_t snap;
 } mt_instruments_t;
 
-/** Declares the core's families and starts the loop-lag probe; can't fail.
+/** Declares the core's families (message_buckets: the bounds of the
+ *  message-duration histogram) and starts the loop-lag probe; can't fail.
  *  Everything passed must outlive the instruments. */
 void mt_instruments_init(mt_instruments_t *in, uv_loop_t *loop, mt_metrics_t *metrics,
                          mt_log_t *log, const mt_stats_t *stats, const mt_process_t *proc,
                          const mt_conns_t *conns, const mt_channel_t *channel,
-                         const mt_script_t *script);
+                         const mt_script_t *script, const mt_bounds_t *message_buckets);
 /** Declares the TLS certificate's families (expiry, reloads) and reads
  *  them from tls at each collect; only when the port speaks TLS. */
 void mt_instruments_use_tls(mt_instruments_t *in, const mt_tls_t *tls);

@@ -548,7 +548,7 @@ static int wire(mt_runtime_t *rt)
     }
     mt_channel_init(&rt->channel, &rt->groups, &rt->conns, redis, &rt->log, &rt->stats);
     mt_instruments_init(&rt->ins, &rt->loop, &rt->metrics, &rt->log, &rt->stats, &rt->proc,
-                        &rt->conns, &rt->channel, &rt->script);
+                        &rt->conns, &rt->channel, &rt->script, &cfg->message_duration_buckets);
     if (cfg->tls_cert)
         mt_instruments_use_tls(&rt->ins, &rt->tls);
     mt_health_init(&rt->health, &rt->metrics, &rt->log, cfg, &rt->proc, &rt->conns, &rt->channel,

@@ -168,6 +168,32 @@ int main(void)
     CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "cannot read"));
     mt_config_free(&cfg);
 
+    /* Histogram bounds: 10 us to 10 s by default; a list, ascending. */
+    unsetenv("MOONTIDE_CONFIG");
+    CHECK(load(&cfg, 1, noargs) == 0);
+    CHECK(cfg.message_duration_buckets.n == 19 && cfg.message_duration_buckets.v[0] == 0.00001 &&
+          cfg.message_duration_buckets.v[18] == 10);
+    mt_config_free(&cfg);
+    write_file(path, "return { message_duration_buckets = { 0.0001, '0.001', 0.5 } }");
+    setenv("MOONTIDE_CONFIG", path, 1);
+    CHECK(load(&cfg, 1, noargs) == 0 && cfg.message_duration_buckets.n == 3 &&
+          cfg.message_duration_buckets.v[1] == 0.001);
+    mt_config_free(&cfg);
+    unsetenv("MOONTIDE_CONFIG");
+    static const char *const bad_bounds[] = {"0.1,0.01", "0,1", "-1", "", "1,1", "x", "1,,2;"};
+    for (size_t i = 0; i < sizeof bad_bounds / sizeof bad_bounds[0]; i++) {
+        setenv("MOONTIDE_MESSAGE_DURATION_BUCKETS", bad_bounds[i], 1);
+        CHECK(load(&cfg, 1, noargs) == -1 && strstr(err, "ascending order"));
+        mt_config_free(&cfg);
+    }
+    char many[1024] = "";
+    for (int i = 1; i <= 65; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%d,", i);
+    setenv("MOONTIDE_MESSAGE_DURATION_BUCKETS", many, 1);
+    CHECK(load(&cfg, 1, noargs) == -1);
+    mt_config_free(&cfg);
+    unsetenv("MOONTIDE_MESSAGE_DURATION_BUCKETS");
+
     unlink(path);
     return CHECK_DONE();
 }

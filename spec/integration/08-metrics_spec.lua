@@ -25,6 +25,29 @@ describe("metrics #integration", function()
         return res, prom.parse(res.body)
     end
 
+    -- The bucket bounds (le) of a histogram, in order.
+    local function bounds(samples, name)
+        local les = {}
+        for _, x in ipairs(samples) do
+            if x.name == name .. "_bucket" then
+                les[#les + 1] = x.labels.le
+            end
+        end
+        return les
+    end
+
+    it("times messages in buckets from 10 us to 10 s, or in the ones configured", function()
+        local _, m = scrape()
+        local les = bounds(m, "websocket_message_duration_seconds")
+        assert.same({ "1e-05", "2.5e-05", "5e-05", "0.0001" }, { les[1], les[2], les[3], les[4] })
+        assert.same({ "10", "+Inf" }, { les[#les - 1], les[#les] })
+        local other = server.start({ config = { message_duration_buckets = { 0.001, 0.5 } } })
+        local res = client.http(other:url("/metrics"))
+        assert.same({ "0.001", "0.5", "+Inf" },
+            bounds(prom.parse(res.body), "websocket_message_duration_seconds"))
+        assert.equal(0, other:stop())
+    end)
+
     it("counts a known sequence of connections, messages, errors and requests", function()
         local _, before = scrape()
         local base = {
