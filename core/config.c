@@ -99,6 +99,7 @@ static const cfg_desc_t descs[] = {
     {"tls_key", CFG_OPTSTR, F(tls_key), 0, 0, "the PEM private key file of tls_cert"},
     {"tls_allow_plain", CFG_CHOICE, F(tls_allow_plain), 0, 0, "true or false"},
     {"permessage_deflate", CFG_CHOICE, F(permessage_deflate), 0, 0, "true or false"},
+    {"in_process_alerts", CFG_CHOICE, F(in_process_alerts), 0, 0, "true or false"},
     {"message_duration_buckets", CFG_BOUNDS, F(message_duration_buckets), 0, 0,
      "1 to 64 positive numbers of seconds in ascending order (comma-separated in the "
      "environment)"},
@@ -168,6 +169,7 @@ void mt_config_init(mt_config_t *cfg)
     cfg->lua_jit = mt_xstrdup("on");
     cfg->tls_allow_plain = mt_xstrdup("false");
     cfg->permessage_deflate = mt_xstrdup("false");
+    cfg->in_process_alerts = mt_xstrdup("false");
     /* 10 us to 10 s in 1-2.5-5 steps: moontide answers in microseconds, a
      * slow handler takes seconds, and a p95 must be readable for both. */
     static const double buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
@@ -199,6 +201,7 @@ void mt_config_free(mt_config_t *cfg)
     free(cfg->tls_key);
     free(cfg->tls_allow_plain);
     free(cfg->permessage_deflate);
+    free(cfg->in_process_alerts);
     free(cfg->rate_limit_action);
     free(cfg->lua_jit);
     strlist_free(&cfg->allowed_origins);

@@ -60,6 +60,7 @@ typedef struct mt_config {
     char *tls_cert, *tls_key; /* PEM files: the port speaks TLS; NULL: plain */
     char *tls_allow_plain;    /* "true": plain HTTP too on the TLS port */
     char *permessage_deflate; /* "true": compression for clients that offer it (deflate.h) */
+    char *in_process_alerts;  /* "true": lua/policies/alerts.lua evaluated here too */
     mt_bounds_t message_duration_buckets; /* websocket_message_duration_seconds' bounds */
     int check_only;           /* not a setting: `moontide check` loads and reports, never serves */
     mt_cidr_set_t trusted_proxies;

@@ -147,12 +147,15 @@ void mt_http_route(mt_http_t *h, const mt_http_request_t *req, mt_http_response_
         break;
     }
     default:
-        if (h->board && !h->alerts_here) {
+        if (!h->alerts_on) {
+            mt_buf_adds(&resp->body, MT_ALERTS_OFF_JSON);
+        } else if (h->board && !h->alerts_here) {
             mt_buf_t blob = MT_BUF_INIT;
             if (mt_board_read(h->board, MT_BLOB_ALERTS, 0, &blob) == 0)
                 mt_buf_add(&resp->body, blob.data, blob.len);
             else
-                mt_buf_adds(&resp->body, "{\"alerts\":[],\"rules\":0,\"evaluated_at\":null}");
+                mt_buf_adds(&resp->body,
+                            "{\"enabled\":true,\"alerts\":[],\"rules\":0,\"evaluated_at\":null}");
             mt_buf_free(&blob);
         } else {
             mt_script_alerts_json(h->script, &resp->body);

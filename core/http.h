@@ -49,11 +49,15 @@ typedef struct mt_http {
     /* Several workers: /alerts is the evaluating worker's, from the board. */
     const mt_board_t *board;
     int alerts_here;
+    int alerts_on; /* in_process_alerts: else /alerts says they are off */
     /* Requests waiting for their answer (a reload across workers). */
     struct mt_http_wait *waiting;
     uint32_t nwaiting, capwaiting;
     uint64_t next_ticket;
 } mt_http_t;
+
+/* GET /alerts when in_process_alerts is off. */
+#define MT_ALERTS_OFF_JSON "{\"enabled\":false,\"alerts\":[],\"rules\":0,\"evaluated_at\":null}"
 
 /* A request as routing sees it. */
 typedef struct mt_http_request {

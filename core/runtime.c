@@ -321,7 +321,7 @@ static void worker_sweep(mt_runtime_t *rt)
     }
     mt_instruments_aggregate(&rt->ins, &rt->agg);
     rt->metrics_view = &rt->agg;
-    mt_script_tick(&rt->script, 1);
+    mt_script_tick(&rt->script, rt->http.alerts_on);
     rt->metrics_view = NULL;
     mt_metrics_free(&rt->agg);
     mt_buf_t json = MT_BUF_INIT;
@@ -402,7 +402,7 @@ static void on_sweep(uv_timer_t *t)
         return;
     }
     mt_instruments_collect(&rt->ins);
-    mt_script_tick(&rt->script, 1);
+    mt_script_tick(&rt->script, rt->http.alerts_on);
 }
 
 static void start_drain(mt_runtime_t *rt, const char *signame)
@@ -585,6 +585,7 @@ static int wire(mt_runtime_t *rt)
                            .script = &rt->script,
                            .files = &rt->files,
                            .reload = on_admin_reload,
+                           .alerts_on = strcmp(cfg->in_process_alerts, "true") == 0,
                            .ud = rt};
     mt_ws_t *ws = &rt->ws;
     ws->cfg = cfg;

@@ -61,10 +61,21 @@ compose_active() {
     cat conf/nginx/active/colour 2>/dev/null || echo blue
 }
 
+# Prometheus's scrape targets (file_sd): both colours at host:port, the
+# active one labelled deployment="active", the other "idle".
+write_targets() {
+    local file=$1 active_addr=$2 idle_addr=$3
+    mkdir -p "$(dirname "$file")"
+    printf '[{"targets":["%s"],"labels":{"deployment":"active"}},{"targets":["%s"],"labels":{"deployment":"idle"}}]\n' \
+        "$active_addr" "$idle_addr" >"$file.tmp"
+    mv "$file.tmp" "$file" # whole, never half-written
+}
+
 compose_switch() {
     mkdir -p conf/nginx/active
     cp "conf/nginx/upstream-$1.conf" conf/nginx/active/upstream.conf
     echo "$1" >conf/nginx/active/colour
+    write_targets monitoring/prometheus/deploy/targets.json "app_$1:8000" "app_$(other "$1"):8000"
 }
 
 compose_status() {
@@ -233,6 +244,8 @@ local_deploy() {
     say "starting app_$target on port $(port_of "$target")"
     start_colour "$target" || { err "$old still serves"; exit 1; }
     write_upstream "$target"
+    write_targets "$DIR/targets.json" "127.0.0.1:$(port_of "$target")" \
+        "127.0.0.1:$(port_of "$(other "$target")")"
     ensure_nginx
     nginx -c "$(cd "$DIR" && pwd)/nginx.conf" -p "$(cd "$DIR" && pwd)" -s reload
     wait_for "nginx to route to $target" 10 \

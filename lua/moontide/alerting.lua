@@ -11,8 +11,11 @@
 -- counter reset); "quantile" applies histogram_quantile's interpolation
 -- to the per-bucket increases. A condition must hold for `for` seconds
 -- (pending) before the alert fires. Rules marked prometheus_only, and
--- rules whose metric does not exist here, are skipped. State is kept by
--- alert name, so a reloaded policy keeps what it had.
+-- rules whose metric does not exist here, are skipped. A rule for the
+-- serving colour only (where = "active") holds here only once this
+-- instance has had a connection: a fresh or idle instance is not the one
+-- traffic is expected on. State is kept by alert name, so a reloaded
+-- policy keeps what it had.
 local alertrules = require "moontide.alertrules"
 
 local ipairs, pairs, tostring, setmetatable = ipairs, pairs, tostring, setmetatable
@@ -125,12 +128,15 @@ function Alerting:evaluate(policy, now)
     for _, rule in ipairs(policy.rules or {}) do
         alertrules.check(rule)
         seen[rule.alert] = true
-        if not rule.prometheus_only then
+        if alertrules.applies(policy, rule) and not rule.prometheus_only then
             local st = self.state[rule.alert] or { samples = {}, state = "inactive" }
             self.state[rule.alert] = st
             st.rule = rule
             local v = measure(self, rule, st.samples, now)
             local holds = v ~= nil and v == v and COMPARE[rule.op](v, rule.threshold)
+            if holds and rule.where == "active" then
+                holds = (self.read("websocket_connections_total", nil, READ_VALUE) or 0) > 0
+            end
             local from = st.state
             if holds then
                 st.value = v

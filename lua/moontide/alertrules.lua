@@ -3,6 +3,15 @@
 --   local alertrules = require "moontide.alertrules"
 --   alertrules.promql(rule)  -> "histogram_quantile(0.95, sum by ...) > 1"
 --   alertrules.yaml(policy)  -> the text of monitoring/alerting/rules.yml
+--   alertrules.applies(policy, rule) -> false for a rule the policy turns off
+--   alertrules.runbook(rule) -> "README.md#runbook-higherrorrate"
+--
+-- where = "active": the rule is about the colour that serves traffic.
+-- scripts/deploy.sh labels the scrape targets deployment="active" or
+-- "idle" (a file_sd file), and the rule selects deployment="active": the
+-- colour a deploy stopped is expected to be down and to be empty.
+-- needs_traffic = true: the rule only means something for a service that
+-- always has users; policy.expect_traffic = false turns it off.
 --
 -- Rates, increases and quantiles are aggregated per instance (sum by job,
 -- instance, color): the alert says which instance, whatever label sets
@@ -36,14 +45,21 @@ local function number(v)
 end
 
 local function selector(rule, suffix)
+    local labels = {}
+    for k, v in pairs(rule.labels or {}) do
+        labels[k] = v
+    end
+    if rule.where == "active" then
+        labels.deployment = "active"
+    end
     local keys = {}
-    for k in pairs(rule.labels or {}) do
+    for k in pairs(labels) do
         keys[#keys + 1] = k
     end
     table_sort(keys)
     local parts = {}
     for i, k in ipairs(keys) do
-        parts[i] = ('%s="%s"'):format(k, rule.labels[k])
+        parts[i] = ('%s="%s"'):format(k, labels[k])
     end
     local s = rule.metric .. (suffix or "")
     if #parts > 0 then
@@ -78,6 +94,18 @@ function _M.check(rule)
     if rule.fn == "quantile" then
         need(type(rule.q) == "number" and rule.q > 0 and rule.q < 1, "q must be in (0, 1)")
     end
+    need(rule.where == nil or rule.where == "active", 'where must be "active" or absent')
+end
+
+--- Whether the policy keeps the rule (expect_traffic = false drops the
+-- rules that need traffic).
+function _M.applies(policy, rule)
+    return not (rule.needs_traffic and policy.expect_traffic == false)
+end
+
+--- Where README explains what to do when the rule fires.
+function _M.runbook(rule)
+    return "README.md#runbook-" .. rule.alert:lower()
 end
 
 --- The PromQL expression of a rule.
@@ -109,14 +137,17 @@ function _M.yaml(policy)
         "    rules:",
     }
     for _, rule in ipairs(policy.rules) do
-        out[#out + 1] = "      - alert: " .. rule.alert
-        out[#out + 1] = "        expr: " .. quote(_M.promql(rule))
-        out[#out + 1] = "        for: " .. number(rule["for"]) .. "s"
-        out[#out + 1] = "        labels:"
-        out[#out + 1] = "          severity: " .. rule.severity
-        out[#out + 1] = "        annotations:"
-        out[#out + 1] = "          summary: " .. quote(rule.summary)
-        out[#out + 1] = "          description: " .. quote(rule.description)
+        if _M.applies(policy, rule) then
+            out[#out + 1] = "      - alert: " .. rule.alert
+            out[#out + 1] = "        expr: " .. quote(_M.promql(rule))
+            out[#out + 1] = "        for: " .. number(rule["for"]) .. "s"
+            out[#out + 1] = "        labels:"
+            out[#out + 1] = "          severity: " .. rule.severity
+            out[#out + 1] = "        annotations:"
+            out[#out + 1] = "          summary: " .. quote(rule.summary)
+            out[#out + 1] = "          description: " .. quote(rule.description)
+            out[#out + 1] = "          runbook_url: " .. quote(_M.runbook(rule))
+        end
     end
     return table_concat(out, "\n") .. "\n"
 end

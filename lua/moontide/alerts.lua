@@ -73,7 +73,7 @@ end
 function _M.json()
     local list = evaluator and evaluator:list() or {}
     -- cjson 2.1.0 writes an empty table as {}: spell the empty list out
-    return ('{"alerts":%s,"rules":%d,"evaluated_at":%s}'):format(
+    return ('{"enabled":true,"alerts":%s,"rules":%d,"evaluated_at":%s}'):format(
         #list > 0 and moontide.json.encode(list) or "[]",
         policy and #policy.rules or 0,
         last_eval > 0 and ("%.3f"):format(last_eval) or "null")

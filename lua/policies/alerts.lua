@@ -17,12 +17,23 @@
 --   fn = "quantile" the q-quantile of a histogram over window seconds
 --   fn = "until"    a timestamp's value minus now: the seconds left until it
 -- prometheus_only = true: meaningless in-process (e.g. instance down).
--- {{ $value }} in texts is the measured value.
+-- where = "active": only for the colour that serves traffic (the one a
+-- deploy stopped is expected to be down and empty; in-process: only once
+-- the instance has had a connection). needs_traffic = true: only when
+-- expect_traffic says the service always has users.
+-- {{ $value }} in texts is the measured value. Each alert's runbook is in
+-- README.md (Runbooks), linked from the generated rules (runbook_url).
+-- In-process evaluation runs only with in_process_alerts = true.
 return {
     interval = 10,
+    -- true: this service always has users, so no connections at all on the
+    -- serving colour is an incident (NoActiveConnections). false: it may
+    -- sit idle (a staging server, a service used office hours only).
+    expect_traffic = true,
     rules = {
         {
             alert = "NoActiveConnections", severity = "warning", ["for"] = 60,
+            where = "active", needs_traffic = true,
             metric = "websocket_connections_active", fn = "value", op = "==", threshold = 0,
             summary = "No active WebSocket connections",
             description = "No active WebSocket connections for more than 60 seconds",
@@ -42,6 +53,7 @@ return {
         },
         {
             alert = "InstanceDown", severity = "critical", ["for"] = 60, prometheus_only = true,
+            where = "active",
             metric = "up", fn = "value", op = "==", threshold = 0,
             summary = "moontide instance down",
             description = "Prometheus could not scrape the instance for 60 seconds",

@@ -8,10 +8,12 @@ local cjson = require "cjson"
 local util = require "spec.support.util"
 local read = util.read
 local run = util.run
+local cjson_null = require("cjson").null
 
 describe("in-process alerts #integration", function()
     it("fire, show in /alerts, log and gauge, then resolve", function()
         local srv = server.start({
+            config = { in_process_alerts = true },
             files = { ["policies/alerts.lua"] = read("spec/fixtures/alerts_fast.lua") },
         })
         local firing = server.eventually(function()
@@ -46,12 +48,85 @@ describe("in-process alerts #integration", function()
     end)
 end)
 
+describe("alerts with intent #integration", function()
+    -- The project's policy, evaluated every second.
+    local function policy(expect_traffic)
+        local text = read("lua/policies/alerts.lua"):gsub("interval = %d+,", "interval = 1,", 1)
+            :gsub('(alert = "NoActiveConnections", severity = "warning", %["for"%] = )60',
+                "%10", 1)
+        if expect_traffic == false then
+            text = text:gsub("expect_traffic = true", "expect_traffic = false", 1)
+        end
+        return text
+    end
+
+    local function alerts(srv)
+        return client.http(srv:url("/alerts")).json
+    end
+
+    it("are off unless in_process_alerts is set: /alerts says so", function()
+        local srv = server.start({ files = { ["policies/alerts.lua"] = policy() } })
+        local a = alerts(srv)
+        assert.same({ false, 0, cjson_null }, { a.enabled, #a.alerts, a.evaluated_at })
+        assert.equal(0, srv:stop())
+    end)
+
+    it("NoActiveConnections: not on an instance that never had traffic, yes once it had", function()
+        local srv = server.start({ config = { in_process_alerts = true },
+            files = { ["policies/alerts.lua"] = policy() } })
+        local first = alerts(srv).evaluated_at
+        server.eventually(function()
+            return alerts(srv).evaluated_at ~= first and alerts(srv).evaluated_at ~= cjson_null
+        end, 5, "two evaluations")
+        assert.same({}, alerts(srv).alerts) -- fresh: the idle colour, say
+        local ws = assert(client.ws(srv:ws_url("/ws/chat/intent/")))
+        ws:close()
+        local fired = server.eventually(function()
+            local list = alerts(srv).alerts
+            return list[1] and list[1].state == "firing" and list[1]
+        end, 10, "NoActiveConnections once the serving instance is empty")
+        assert.equal("NoActiveConnections", fired.alertname)
+        assert.equal(0, srv:stop())
+    end)
+
+    it("NoActiveConnections is not raised at all where expect_traffic = false", function()
+        local srv = server.start({ config = { in_process_alerts = true },
+            files = { ["policies/alerts.lua"] = policy(false) } })
+        local ws = assert(client.ws(srv:ws_url("/ws/chat/intent/")))
+        ws:close()
+        local first = server.eventually(function()
+            local e = alerts(srv).evaluated_at
+            return e ~= cjson_null and e
+        end, 5, "an evaluation")
+        server.eventually(function()
+            return alerts(srv).evaluated_at >= first + 2
+        end, 6, "three evaluations")
+        assert.same({}, alerts(srv).alerts)
+        assert.equal(0, srv:stop())
+    end)
+
+    it("the generated rules page for the serving colour only, each with its runbook", function()
+        local rules = read("monitoring/alerting/rules.yml")
+        assert.matches('up{deployment=\\"active\\"} == 0', rules, 1, true)
+        assert.matches('websocket_connections_active{deployment=\\"active\\"} == 0', rules, 1, true)
+        local readme = read("README.md")
+        local n = 0
+        for anchor in rules:gmatch('runbook_url: "README.md#(runbook%-[%w-]+)"') do
+            n = n + 1
+            local name = anchor:sub(9)
+            assert.truthy(readme:lower():find("### runbook: " .. name, 1, true),
+                "README has no runbook for " .. name)
+        end
+        assert.is_true(n >= 9)
+    end)
+end)
+
 describe("in-process alerts on readiness #integration", function()
     it("read moontide_ready from the snapshot, never running Lua from an FFI call", function()
         -- Readiness is decided by a Lua policy; the alerts read it through
         -- the FFI every second, with every path traced at once.
         local srv = server.start({
-            config = { lua_jit = "eager" },
+            config = { lua_jit = "eager", in_process_alerts = true },
             files = { ["policies/alerts.lua"] = [[
                 return { interval = 1, rules = {
                     { alert = "Ready", severity = "warning", ["for"] = 0,
@@ -83,11 +158,11 @@ describe("alert rules and monitoring configs #integration", function()
         assert.equal(0, status, out)
     end)
 
-    it("has a valid Prometheus config scraping both colours every 10 s", function()
+    it("has a valid Prometheus config scraping the targets deploy.sh writes, every 10 s", function()
         local status, out = run("promtool check config monitoring/prometheus/prometheus.yml")
         assert.equal(0, status, out)
         local cfg = read("monitoring/prometheus/prometheus.yml")
-        assert.matches('targets: %["app_blue:8000", "app_green:8000"%]', cfg)
+        assert.matches("files: %[deploy/targets.json%]", cfg)
         assert.matches("scrape_interval: 10s", cfg)
     end)
 
@@ -277,6 +352,10 @@ describe("blue/green deploy through nginx #integration #slow", function()
         again:send_json({ type = "message", text = "on green" })
         assert.equal("on green", again:receive_json().text)
         assert.equal("green", client.http(base .. "/status").json.color)
+        -- Prometheus's targets follow: green serves, blue is idle (not paged)
+        local targets = require("cjson").decode(read(dir .. "/targets.json"))
+        assert.same({ "active", "idle" }, { targets[1].labels.deployment, targets[2].labels.deployment })
+        assert.equal("127.0.0.1:" .. env:match("MOONTIDE_GREEN_PORT=(%d+)"), targets[1].targets[1])
         again:close()
         out = select(2, run(env .. " scripts/deploy.sh --local --status"))
         assert.matches("app_blue: stopped", out)

@@ -119,7 +119,8 @@ describe("tls #integration", function()
 
     it("warns 14 days ahead of the certificate's expiry", function()
         local soon = ca:issue("soon", { days = 5 })
-        local s2 = server.start({ config = { tls_cert = soon.cert, tls_key = soon.key },
+        local s2 = server.start({ config = { tls_cert = soon.cert, tls_key = soon.key,
+            in_process_alerts = true },
             files = { ["policies/alerts.lua"] = fast_alerts() } })
         finally(function() s2:stop() end)
         local alert = server.eventually(function()
