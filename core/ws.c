@@ -466,7 +466,7 @@ static void on_established(mt_ws_t *ws, struct lws *wsi)
     c->wsi = wsi;
     watch_fd(ws, c, lws_get_socket_fd(wsi));
     if (ws->upgrade.wsi == wsi && ws->upgrade.deflate)
-        c->deflate = c->scan.own = 1; /* its data frames are ours (ws.h) */
+        c->deflate = c->scan.own = c->scan.rsv1_ok = 1; /* its data frames are ours (ws.h) */
     c->opened_at = c->last_seen = c->tokens_at = mt_mono();
     c->tokens = ws->cfg->rate_limit_burst > 0 ? ws->cfg->rate_limit_burst : ws->cfg->rate_limit;
     mt_rand_uuid(ws->rand, &c->connection_id);

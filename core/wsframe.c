@@ -132,6 +132,7 @@ static int header_done(mt_wsframe_t *s, mt_wsframe_cb cb, void *ud)
         why = opcode == 0 && !s->in_msg  ? "continuation frame without a message"
               : opcode != 0 && s->in_msg ? "new message before the last one ended"
               : rsv & 0x30               ? "reserved bits RSV2 or RSV3"
+              : rsv && !s->rsv1_ok       ? "RSV1 without permessage-deflate"
               : opcode == 0 && rsv       ? "RSV1 on a continuation frame"
                                          : NULL;
     }

@@ -20,10 +20,10 @@
  *     with its close code, and nothing from that frame on reaches lws;
  *   - after a close frame or a violation, only further close frames pass
  *     (the ack of a close of ours); all else is dropped.
- * Own mode (set s->own before the first byte; a connection that negotiated
- * permessage-deflate, which lws 4.1 cannot be given safely): data frames do
- * not reach lws either. The scanner checks their sequence (a continuation
- * needs a message under way, a new message needs none, RSV1 only on a
+ * Own mode (set s->own, and rsv1_ok, before the first byte on a connection
+ * that negotiated permessage-deflate, which lws 4.1 cannot be given
+ * safely): data frames do not reach lws either. The scanner checks their sequence (a continuation
+ * needs a message under way, a new message needs none, RSV1 only with rsv1_ok, on a
  * message's first frame, RSV2/RSV3 never: 1002) and reports their payload,
  * unmasked, as MT_WSF_DATA chunks; the caller assembles, inflates and
  * validates messages.
@@ -74,6 +74,7 @@ typedef struct mt_wsframe {
     uint8_t msg_flags;  /* own mode: the message's MT_WSF_BINARY | _COMPRESSED */
     uint8_t mask_at;    /* own mode: payload bytes of this frame unmasked, mod 4 */
     uint8_t empty;      /* own mode: this data frame has no payload */
+    uint8_t rsv1_ok;    /* own mode: RSV1 marks a compressed message (deflate) */
 } mt_wsframe_t;
 
 /**

@@ -201,7 +201,7 @@ static void test_own_mode(void)
     n += frame(in + n, 1, 0, "defgh", 5, 1);
     for (size_t chop = 1; chop <= n; chop++) {
         mt_wsframe_t s = {0};
-        s.own = 1;
+        s.own = s.rsv1_ok = 1;
         own_t o = {0};
         size_t kept = 0;
         for (size_t at = 0; at < n; at += chop) {
@@ -234,7 +234,7 @@ static void test_own_mode(void)
     };
     for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
         mt_wsframe_t v = {0};
-        v.own = 1;
+        v.own = v.rsv1_ok = 1;
         own_t w = {0};
         n = frame(in, bad[t].fin1, bad[t].op1, "a", 1, 1);
         in[0] |= (uint8_t)bad[t].rsv1;
