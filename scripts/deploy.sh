@@ -18,7 +18,12 @@
 # through nginx and land on the new colour.
 set -o errexit -o nounset -o pipefail
 
-COMPOSE_FILE=docker/docker-compose.yml
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+# The optional services deploys run (Grafana and cadvisor: "dashboards");
+# docker compose reads it, and COMPOSE_FILE (a test adds an override).
+export COMPOSE_PROFILES=${COMPOSE_PROFILES-dashboards}
 
 usage() {
     sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -48,14 +53,6 @@ wait_for() {
 }
 
 # -- docker compose ----------------------------------------------------
-
-compose() {
-    if docker compose version >/dev/null 2>&1; then
-        docker compose -f "$COMPOSE_FILE" "$@"
-    else
-        docker-compose -f "$COMPOSE_FILE" "$@"
-    fi
-}
 
 compose_active() {
     cat conf/nginx/active/colour 2>/dev/null || echo blue
@@ -111,7 +108,7 @@ compose_deploy() {
         compose exec -T "app_$target" curl -fsS http://127.0.0.1:8000/readyz ||
         { compose stop "app_$target"; err "app_$target never became ready; $old still serves"; exit 1; }
     compose_switch "$target"
-    compose exec -T nginx nginx -s reload
+    compose exec -T nginx /bin/sh /etc/nginx/moontide/start.sh reload
     say "nginx now sends new connections to $target; draining $old"
     compose stop -t 15 "app_$old"
     compose_status

@@ -1,5 +1,18 @@
-# lib.sh - shell helpers shared by scripts/bench and scripts/soak (sourced).
+# lib.sh - shell helpers shared by the scripts (sourced).
 # shellcheck shell=bash
+
+# docker compose, as the plugin or the older docker-compose (Debian's); the
+# files come from COMPOSE_FILE (default: the stack's), the optional
+# services from COMPOSE_PROFILES.
+compose() {
+    COMPOSE_FILE=${COMPOSE_FILE:-docker/docker-compose.yml}
+    export COMPOSE_FILE
+    if docker compose version >/dev/null 2>&1; then
+        docker compose "$@"
+    else
+        docker-compose "$@"
+    fi
+}
 
 # A loopback port nothing listens on now.
 free_port() {

@@ -12,11 +12,15 @@
 #                   (default http://localhost, as docker compose publishes it)
 #   --log-file FILE tail this file instead of `docker compose logs`
 # The deployment status comes from scripts/deploy.sh (compose, or --local
-# when MOONTIDE_DEPLOY_DIR holds a local deployment).
+# when MOONTIDE_DEPLOY_DIR holds a local deployment). nginx keeps /metrics
+# from everyone outside the monitoring network: with a compose stack
+# running, the metrics are read inside the active colour's container.
 set -o errexit -o nounset -o pipefail
 
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 URL=http://localhost
-URL_GIVEN=0
 INTERVAL=10
 DURATION=0
 MODE=all
@@ -48,7 +52,7 @@ deployment_status() {
     local deploy=scripts/deploy.sh
     if [[ -n ${MOONTIDE_DEPLOY_DIR:-} && -d ${MOONTIDE_DEPLOY_DIR} ]]; then
         "$deploy" --local --status | grep -v '^nginx:' || true
-    elif ((!URL_GIVEN)) && [[ -z $LOG_FILE ]] && command -v docker >/dev/null 2>&1; then
+    elif [[ -z $LOG_FILE ]] && compose_running; then
         "$deploy" --status || true
     else
         local body color
@@ -61,6 +65,22 @@ deployment_status() {
             echo "Active color: unknown ($URL did not answer)"
         fi
     fi
+}
+
+# A compose stack of moontide is up here.
+compose_running() {
+    command -v docker >/dev/null 2>&1 || return 1
+    [[ -n $(compose ps -q app_blue app_green 2>/dev/null) ]]
+}
+
+# /metrics: through the URL, or (nginx refusing it) from inside the
+# active colour's container.
+fetch_metrics() {
+    curl -fsS --max-time 5 "$URL/metrics" 2>/dev/null && return 0
+    compose_running || return 1
+    local active
+    active=$(cat conf/nginx/active/colour 2>/dev/null || echo blue)
+    compose exec -T "app_$active" curl -fsS --max-time 5 http://127.0.0.1:8000/metrics 2>/dev/null
 }
 
 # The five series the seed's dashboards lead with; the busiest HTTP route.
@@ -87,7 +107,7 @@ status_block() {
     echo "Health: $(json_field status "$health")"
     echo "Ready: $(json_field status "$ready")"
     echo "Active connections: $(json_field active_connections "$ready")"
-    if metrics=$(curl -fsS --max-time 5 "$URL/metrics" 2>/dev/null); then
+    if metrics=$(fetch_metrics); then
         echo "=== Top 5 Metrics ==="
         top_metrics "$metrics"
     else
@@ -106,7 +126,7 @@ start_tail() {
     else
         command -v docker >/dev/null 2>&1 ||
             { err "no docker here: give --log-file FILE to tail a local log"; exit 1; }
-        docker compose -f docker/docker-compose.yml logs -f --tail 0 app_blue app_green 2>&1 |
+        compose logs -f --tail 0 app_blue app_green 2>&1 |
             grep --line-buffered -E "$pattern" &
     fi
     TAIL_PID=$!
@@ -125,7 +145,7 @@ main() {
             --logs-only) MODE=logs ;;
             --interval) number "$1" "${2:-}"; INTERVAL=$2; shift ;;
             --duration) number "$1" "${2:-}"; DURATION=$2; shift ;;
-            --url) URL=${2:?--url needs a URL}; URL=${URL%/}; URL_GIVEN=1; shift ;;
+            --url) URL=${2:?--url needs a URL}; URL=${URL%/}; shift ;;
             --log-file) LOG_FILE=${2:?--log-file needs a file}; shift ;;
             -h|--help) usage; exit 0 ;;
             *) err "unknown argument: $1 (see --help)"; exit 2 ;;

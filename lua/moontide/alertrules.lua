@@ -14,8 +14,8 @@
 -- always has users; policy.expect_traffic = false turns it off.
 --
 -- Rates, increases and quantiles are aggregated per instance (sum by job,
--- instance, color): the alert says which instance, whatever label sets
--- it has. The seed's HighLatency applied histogram_quantile to a raw
+-- instance, color, deployment): the alert says which instance, whatever
+-- label sets it has. The seed's HighLatency applied histogram_quantile to a raw
 -- histogram, which PromQL cannot evaluate; the quantile is taken over
 -- the per-bucket rates, as Prometheus documents.
 local type, error, tostring, ipairs, pairs = type, error, tostring, ipairs, pairs
@@ -23,7 +23,7 @@ local table_concat, table_sort = table.concat, table.sort
 
 local _M = {}
 
-local BY = "job, instance, color"
+local BY = "job, instance, color, deployment"
 local OPS = { ["=="] = true, ["!="] = true, [">"] = true, ["<"] = true, [">="] = true,
     ["<="] = true }
 

@@ -167,27 +167,44 @@ describe("alert rules and monitoring configs #integration", function()
     end)
 
     it("renders an Alertmanager config amtool accepts, routing by severity", function()
-        local env = "SMTP_SMARTHOST=smtp.example.com:587 ALERT_EMAIL_FROM=a@example.com "
+        local all = "SMTP_SMARTHOST=smtp.example.com:587 ALERT_EMAIL_FROM=a@example.com "
             .. "ALERT_EMAIL_TO=b@example.com SMTP_USERNAME=u SMTP_PASSWORD='p\"w&/|' "
             .. "SLACK_WEBHOOK_URL=https://hooks.slack.com/x SLACK_CHANNEL='#alerts' "
             .. "PAGERDUTY_ROUTING_KEY=k ALERT_WEBHOOK_URL=http://127.0.0.1:5001/hook"
         local out_file = os.tmpname()
-        local status, out = run("env " .. env .. " monitoring/alertmanager/render.sh "
-            .. "monitoring/alertmanager/alertmanager.yml.tmpl " .. out_file)
+        local function render(env)
+            return run("env -i PATH=/usr/bin:/bin " .. env .. " monitoring/alertmanager/render.sh "
+                .. "monitoring/alertmanager/alertmanager.yml.tmpl " .. out_file)
+        end
+        local status, out = render(all)
         assert.equal(0, status, out)
         status, out = run("amtool check-config " .. out_file)
         assert.equal(0, status, out)
-        assert.matches("4 receivers", out)
+        assert.matches("5 receivers", out) -- the four, and the blackhole at the root
         local rendered = read(out_file)
         assert.matches('smtp_auth_password: "p\\"w&/|"', rendered, 1, true)
         for _, r in ipairs({ "email", "slack", "pagerduty", "webhook" }) do
-            assert.matches("name: " .. r, rendered)
+            assert.matches("receiver: " .. r, rendered)
         end
+        -- one receiver alone: the others are off, routes and all
+        status, out = render("ALERT_WEBHOOK_URL=http://webhook:5001/alerts SLACK_CHANNEL=")
+        assert.equal(0, status, out)
+        assert.matches("receivers: webhook", out)
+        status, out = run("amtool check-config " .. out_file)
+        assert.equal(0, status, out)
+        assert.matches("2 receivers", out)
+        assert.falsy(read(out_file):find("slack", 1, true))
         os.remove(out_file)
-        status, out = run("env -i PATH=/usr/bin:/bin monitoring/alertmanager/render.sh "
-            .. "monitoring/alertmanager/alertmanager.yml.tmpl /dev/null")
+        -- half-configured (unset or empty alike), or none at all: refused, by name
+        status, out = render("SLACK_WEBHOOK_URL=https://hooks.slack.com/x SLACK_CHANNEL=")
         assert.equal(1, status)
-        assert.matches("SMTP_SMARTHOST is not set", out)
+        assert.matches("receiver slack is half%-configured: set SLACK_CHANNEL", out)
+        status, out = render("SMTP_SMARTHOST=smtp.example.com:587")
+        assert.equal(1, status)
+        assert.matches("receiver email is half%-configured: set ALERT_EMAIL_FROM ALERT_EMAIL_TO", out)
+        status, out = render("")
+        assert.equal(1, status)
+        assert.matches("no receiver configured", out)
     end)
 
     it("has dashboards whose every PromQL expression promtool accepts", function()

@@ -15,13 +15,13 @@ describe("moontide.alertrules", function()
     it("writes PromQL for each kind of rule", function()
         assert.equal("websocket_connections_active == 0", alertrules.promql(rule({
             metric = "websocket_connections_active", op = "==", threshold = 0 })))
-        assert.equal('sum by (job, instance, color) (rate(e_total{error_type="x"}[5m])) > 0.1',
+        assert.equal('sum by (job, instance, color, deployment) (rate(e_total{error_type="x"}[5m])) > 0.1',
             alertrules.promql(rule({ metric = "e_total", fn = "rate", window = 300,
                 threshold = 0.1, labels = { error_type = "x" } })))
-        assert.equal("histogram_quantile(0.95, sum by (job, instance, color, le) "
+        assert.equal("histogram_quantile(0.95, sum by (job, instance, color, deployment, le) "
             .. "(rate(d_seconds_bucket[5m]))) > 1", alertrules.promql(rule({
                 metric = "d_seconds", fn = "quantile", q = 0.95, window = 300 })))
-        assert.equal("sum by (job, instance, color) (increase(r_total[10m])) > 0",
+        assert.equal("sum by (job, instance, color, deployment) (increase(r_total[10m])) > 0",
             alertrules.promql(rule({ metric = "r_total", fn = "increase", window = 600,
                 threshold = 0 })))
         assert.equal("(x_timestamp_seconds - time()) < 1209600", alertrules.promql(rule({
