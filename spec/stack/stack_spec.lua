@@ -57,7 +57,8 @@ describe("the compose stack #stack", function()
         -- the working tree as it is (the test runs before a commit too)
         assert(os.execute(("cd %s && tar --exclude=./.git --exclude='./build*' --exclude=./.deploy"
             .. " --exclude=./clients/js/node_modules --exclude=./conf/nginx/active"
-            .. " --exclude=./monitoring/prometheus/deploy/targets.json -cf - . | tar -xf - -C %s"):format(ROOT, dir)))
+            .. " --exclude=./monitoring/prometheus/deploy/targets.json -cf - . | tar -xf - -C %s")
+            :format(ROOT, dir)))
         for _, k in ipairs({ "HTTP", "PROMETHEUS", "ALERTMANAGER", "WEBHOOK" }) do
             ports[k] = server.free_port()
         end
