@@ -67,10 +67,13 @@ typedef struct mt_conn {
     unsigned close_held : 1;  /* the peer's close: answer it once the queue is out */
     unsigned close_armed : 1; /* the owner has acted on the close request */
     unsigned deflate : 1;     /* permessage-deflate negotiated (ws.h) */
+    unsigned drain_close : 1; /* a drain's close: sent by us, the client's answer awaited */
+    unsigned close_sent : 1;  /* our close frame is out (drain_close) */
     char *close_reason;
     double opened_at;
     double last_seen;  /* monotonic: the peer's last frame or pong */
-    double ping_sent;  /* monotonic: when a heartbeat ping was decided; 0: none */
+    double ping_sent;  /* monotonic: when a heartbeat ping was decided; 0: none;
+                        * after a drain's close (close_sent): when it went out */
     double tokens;     /* rate limit bucket */
     double tokens_at;  /* monotonic: last refill */
     mt_uuid_t connection_id, session_uuid;

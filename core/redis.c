@@ -740,6 +740,17 @@ void mt_redis_free(mt_redis_t *r)
     }
 }
 
+int mt_redis_busy(const mt_redis_t *r)
+{
+    if (r->cmd.ac && r->cmd.ac->replies.head)
+        return 1;
+    if (r->cluster)
+        for (const mt_redis_node_t *n = r->cluster->nodes; n; n = n->next)
+            if (n->cmd.ac && n->cmd.ac->replies.head)
+                return 1;
+    return 0;
+}
+
 int mt_redis_up(const mt_redis_t *r)
 {
     return r->cluster ? cluster_up(r) : r->cmd.ready && r->sub.ready;

@@ -176,6 +176,9 @@ void mt_redis_stop(mt_redis_t *r);
 /** Frees what parse and start copied; after the loop closed the handles. */
 void mt_redis_free(mt_redis_t *r);
 /** 1 when both connections are ready. */
+/** 1 while a command sent on the command link(s) awaits its reply (a
+ *  drain lets those finish before the process exits). */
+int mt_redis_busy(const mt_redis_t *r);
 int mt_redis_up(const mt_redis_t *r);
 /** 1 when the subscription link can carry a new subscription. */
 int mt_redis_can_subscribe(const mt_redis_t *r);

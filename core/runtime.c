@@ -362,10 +362,29 @@ static void on_redis_reply(void *ud, uint64_t id, void *reply)
     mt_script_redis_reply(&rt->script, id, reply);
 }
 
+#define SETTLE_MS 10
+#define SETTLE_MAX 2.0 /* seconds */
+
+/* After the last connection: Redis commands still in flight (a chat
+ * message handled just before its sender's close, its EVAL not yet
+ * answered) finish before the process goes, for up to SETTLE_MAX. */
+static void on_settle(uv_timer_t *t)
+{
+    mt_runtime_t *rt = t->data;
+    if (!mt_redis_busy(&rt->redis) || mt_mono() - rt->settle_started > SETTLE_MAX)
+        finish(rt, "drained");
+}
+
 /* The last connection of a drain closed. */
 static void on_drained(void *ud)
 {
-    finish(ud, "drained");
+    mt_runtime_t *rt = ud;
+    if (!mt_redis_busy(&rt->redis)) {
+        finish(rt, "drained");
+        return;
+    }
+    rt->settle_started = mt_mono();
+    uv_timer_start(&rt->drain_step, on_settle, SETTLE_MS, SETTLE_MS);
 }
 
 static void on_drain_timeout(uv_timer_t *t)

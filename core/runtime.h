@@ -103,7 +103,8 @@ typedef struct mt_runtime {
     struct lws_vhost *vhost;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer; /* graceful_shutdown_timeout */
-    uv_timer_t drain_step;  /* closes a batch every 50 ms */
+    uv_timer_t drain_step;  /* closes a batch every 50 ms; then lets Redis settle */
+    double settle_started;  /* monotonic: the drain closed its last connection */
     uv_timer_t sweep;       /* heartbeats, every second */
 
     int listen_port;

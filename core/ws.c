@@ -97,6 +97,15 @@ static int on_frame_event(void *ud, mt_wsframe_event_t ev, int code, const uint8
         c->ping_sent = 0;
         break;
     case MT_WSF_CLOSE:
+        /* The answer to a drain's close, which we wrote ourselves: the
+         * handshake is complete, the connection goes (lws never saw our
+         * close, so it must not see this one either). */
+        if (c->close_sent) {
+            c->peer_closed = 1;
+            c->kill_due = 1;
+            want_flush(ws, c);
+            return 0;
+        }
         /* The ack of a close of ours: lws is waiting for it. */
         if (c->closing || c->kill_due)
             return 1;
@@ -141,6 +150,10 @@ size_t mt_ws_inspect(mt_ws_t *ws, int fd, unsigned char *buf, size_t n, size_t c
 static void on_want_write(void *ud, mt_conn_t *c)
 {
     mt_ws_t *ws = ud;
+    if (c->drain_close && !c->kill_due) {
+        want_flush(ws, c); /* the queue, then our close (send_close) */
+        return;
+    }
     if (c->closing && !c->close_armed && c->wsi) {
         c->close_armed = 1;
         lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
@@ -202,6 +215,7 @@ static void drain_one(void *obj, void *ud)
     char reason[64];
     int n = snprintf(reason, sizeof reason, "{\"reconnect_after_ms\":%d}",
                      (int)(mt_rand_unit(ws->rand) * ws->cfg->drain_reconnect_jitter * 1000));
+    c->drain_close = 1;
     mt_conn_close(ws->conns, c, ws->cfg->drain_close_code, reason, (size_t)n, 0);
     ds->left--;
 }
@@ -577,6 +591,8 @@ static int rx_heard(mt_conn_t *c, int final, double now)
 {
     c->last_seen = now;
     c->ping_sent = 0;
+    if (c->drain_close && !c->peer_closed && !c->rx_discard)
+        return 1; /* sent before the client saw our close: handled (send_close) */
     if (c->closing || c->peer_closed || c->rx_discard) {
         if (final)
             c->rx_discard = 0;
@@ -761,22 +777,50 @@ static void continue_later(mt_conn_t *c)
 /* Answers the peer's close with its code (RFC 6455 5.5.1), then closes
  * the TCP connection: both closes are done, so lws sends no close of its
  * own. Called once the queue and lws's own buffer are empty; frees c. */
-static void answer_close(mt_conn_t *c)
+static void write_close(mt_conn_t *c, int code, const char *reason)
 {
     /* A server frame built here (lws keeps LWS_WRITE_CLOSE to itself). */
-    unsigned char buf[LWS_PRE + 4], *f = buf + LWS_PRE;
+    unsigned char buf[LWS_PRE + 2 + 125], *f = buf + LWS_PRE;
     size_t n = 2;
     f[0] = 0x88;
     f[1] = 0;
-    if (c->peer_close_code && c->peer_close_code != LWS_CLOSE_STATUS_NO_STATUS) {
-        f[1] = 2;
-        f[2] = (unsigned char)(c->peer_close_code >> 8);
-        f[3] = (unsigned char)c->peer_close_code;
-        n = 4;
+    if (code && code != LWS_CLOSE_STATUS_NO_STATUS) {
+        size_t rl = reason ? strlen(reason) : 0;
+        if (rl > 123)
+            rl = 123;
+        f[1] = (unsigned char)(2 + rl);
+        f[2] = (unsigned char)(code >> 8);
+        f[3] = (unsigned char)code;
+        if (rl)
+            memcpy(f + 4, reason, rl);
+        n = 4 + rl;
     }
-    c->close_held = 0;
     lws_write(c->wsi, f, n, LWS_WRITE_RAW);
+}
+
+static void answer_close(mt_conn_t *c)
+{
+    c->close_held = 0;
+    write_close(c, c->peer_close_code, NULL);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+}
+
+/* Seconds a client has to answer a drain's close before the connection
+ * is dropped anyway. */
+#define CLOSE_ANSWER_TIMEOUT 3
+
+/* A drain's close, once the queue is out: our close frame, then the
+ * client's answer awaited (RFC 6455 7.1.1: the server closes TCP after
+ * the handshake). Until it comes, what the client sent before it saw our
+ * close is still handled: a chat message it typed reaches its room and
+ * the history it resumes from, instead of being dropped unseen. */
+static void send_close(mt_conn_t *c)
+{
+    if (c->close_sent)
+        return;
+    c->close_sent = 1;
+    c->ping_sent = mt_mono(); /* closing: no pings; the sweep times the answer */
+    write_close(c, c->close_code, c->close_reason);
 }
 
 /* Seconds of writing one flush phase may take before the loop goes round
@@ -830,6 +874,10 @@ static void on_flush(uv_check_t *h)
         }
         if (c->close_held && !c->q.len && !lws_partial_buffered(c->wsi)) {
             answer_close(c); /* may free c */
+            continue;
+        }
+        if (c->drain_close && !c->q.len && !lws_partial_buffered(c->wsi)) {
+            send_close(c);
             continue;
         }
         continue_later(c);
@@ -911,6 +959,10 @@ static int on_writable(mt_ws_t *ws, struct lws *wsi, mt_conn_t *c)
         answer_close(c);
         return 0;
     }
+    if (c->drain_close) {
+        send_close(c);
+        return 0;
+    }
     if (c->closing) {
         /* The reason was stored when the close started. Debian's lws (a
          * _DEBUG build) sends no close frame when a callback returns -1;
@@ -979,6 +1031,12 @@ static void sweep_one(void *obj, void *ud)
     mt_conn_t *c = obj;
     struct sweep *sw = ud;
     mt_ws_t *ws = sw->ws;
+    if (c->close_sent && !c->kill_due && !c->closed &&
+        sw->now - c->ping_sent > CLOSE_ANSWER_TIMEOUT) {
+        c->kill_due = 1; /* no answer to the drain's close: dropped */
+        want_flush(ws, c);
+        return;
+    }
     if (c->closing || c->closed)
         return;
     if (c->ping_sent) {

@@ -17,7 +17,9 @@
  * ADD on libuv, each time). Pings and closes go through the writable
  * callback, after the frames queued before them; order per connection is
  * kept. A close asked for by a script or a policy takes effect after the
- * queued frames are written.
+ * queued frames are written. A drain's close is a full closing handshake:
+ * our close frame (written here, lws is not told), then the client's close
+ * awaited (3 s at most) while its messages are still handled.
  *
  * Limits: a send-queue bound (close 1013, or drop the oldest frames), an
  * optional token-bucket message rate per connection (an error reply or a
