@@ -19,8 +19,8 @@
 //   {"reconnect_after_ms": N}) after that hint instead.
 // - Heartbeats every options.heartbeatMs (default 15 000): no answer within the
 //   next interval and the connection is dropped and made again.
-// - Messages sent while disconnected wait (up to options.outboxMax, default 100)
-//   and go out on reconnect.
+// - Messages sent while disconnected, or while a close is under way, wait (up to
+//   options.outboxMax, default 100) and go out on reconnect.
 // - The member list: asked for on every (re)connect, after each join/leave event
 //   the server sends (route option presence_events), when a message comes from
 //   someone not on it (at most once a second), and every options.presenceMs if
@@ -158,12 +158,19 @@ export class ChatClient {
     this.raw({ type: "presence" });
   }
 
+  // Open for sending: our state, and the socket's own. Between the server's
+  // close frame and the end of the closing handshake the socket is CLOSING
+  // (2) while we still say "open"; what is sent then would be lost.
+  writable() {
+    return this.socket && this.state === "open" && this.socket.readyState === 1;
+  }
+
   raw(obj) {
-    if (this.socket && this.state === "open") this.socket.send(JSON.stringify(obj));
+    if (this.writable()) this.socket.send(JSON.stringify(obj));
   }
 
   send(text) {
-    if (this.state === "open") return this.raw({ type: "message", text });
+    if (this.writable()) return this.raw({ type: "message", text });
     if (this.outbox.length >= this.options.outboxMax) this.outbox.shift();
     this.outbox.push(text);
   }
