@@ -78,9 +78,13 @@ function counts() {
     reconnected: clients.filter((c) => c.reconnects > 0).length, closes, http };
 }
 
-const progress = setInterval(() => {
-  fs.writeFileSync(`${resultFile}.progress`, JSON.stringify(counts()));
-}, 1000);
+// Written whole (a rename), so a reader never sees half a file.
+function publish(file, value) {
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(value));
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+const progress = setInterval(() => publish(`${resultFile}.progress`, counts()), 1000);
 
 function verdict() {
   const rooms = {};
@@ -110,7 +114,7 @@ const watch = setInterval(() => {
     if (quiet >= 4 || waited >= 80) {
       clearInterval(settle);
       clearInterval(progress);
-      fs.writeFileSync(resultFile, JSON.stringify(verdict()));
+      publish(resultFile, verdict());
       for (const c of clients) c.chat.close();
       setTimeout(() => process.exit(0), 500);
     }
