@@ -15,6 +15,7 @@
 //   http {requests, failed, errors: [first few]}.
 import { createRequire } from "node:module";
 import fs from "node:fs";
+import nodeHttp from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ChatClient } from "../../clients/js/index.js";
@@ -57,13 +58,27 @@ const senders = clients.map((c, i) => setTimeout(function tick() {
   senders[i] = setTimeout(tick, 300 + Math.random() * 200);
 }, Math.random() * 400));
 
+// One new connection per request, as a health checker makes them: a kept-alive
+// connection that nginx closes as idle while reloading would fail the next
+// request on it at the client's end (fetch does not retry), which says
+// nothing about the deploy.
+function get(url) {
+  return new Promise((resolve, reject) => {
+    const req = nodeHttp.get(url, { agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode));
+    });
+    req.on("error", reject);
+    req.setTimeout(5000, () => req.destroy(new Error("timeout")));
+  });
+}
+
 const http = { requests: 0, failed: 0, errors: [] };
 const poller = setInterval(async () => {
   http.requests++;
   try {
-    const res = await fetch(`${base}/healthz`);
-    if (res.status !== 200) throw new Error(`status ${res.status}`);
-    await res.arrayBuffer();
+    const status = await get(`${base}/healthz`);
+    if (status !== 200) throw new Error(`status ${status}`);
   } catch (e) {
     http.failed++;
     if (http.errors.length < 5) http.errors.push(String(e.message || e));
